@@ -1,0 +1,5 @@
+"""``python -m qgt`` is the ``qgt`` command."""
+
+from qgt.cli import main
+
+raise SystemExit(main())

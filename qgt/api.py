@@ -1,0 +1,169 @@
+"""The Python API: ``qgt.simulate`` — called on every rank of an MPI program (and by
+the command line).  Rank 0 reads the circuit, validates and plans; the verdict and
+the plan are broadcast, so every rank either runs the same plan or raises the same
+error before anything large is allocated.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+import numpy as np
+
+from qgt.config import Config, load_config
+from qgt.errors import CapacityError, QgtError, UserError
+from qgt.plan import make_plan
+from qgt.plan.summary import plan_figures
+from qgt.result import Result
+from qgt.units import format_size_approx as format_bytes
+
+
+def _as_config(config) -> Config:
+    if config is None:
+        return load_config()
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, (str, os.PathLike)):
+        return load_config(path=str(config))
+    if isinstance(config, dict):
+        return load_config(overrides=config, overrides_from="simulate(config=...)")
+    raise UserError(f"config must be a Config, a JSON path or a dict, not {type(config).__name__}")
+
+
+def _threads(cfg: Config, comm) -> int:
+    if cfg.threads:
+        return cfg.threads
+    return max(1, len(os.sched_getaffinity(0)) // max(1, comm.local_size))
+
+
+def _available_memory() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _capacity_error(cfg: Config, comm, need: int) -> str | None:
+    """This rank's verdict on fitting ``need`` bytes in RAM (agreed by all ranks)."""
+    limit = cfg.memory_limit
+    if limit == "auto":
+        limit = int(_available_memory() / max(1, comm.local_size) * 0.9)
+        source = "available RAM / ranks on the node x 0.9"
+    else:
+        source = "memory_limit"
+    if need > limit:
+        return (f"the state needs {format_bytes(need)} per rank but {source} is "
+                f"{format_bytes(limit)} on rank {comm.rank}: use more ranks or nodes, or a "
+                "larger memory_limit")
+    return None
+
+
+def _prepare(circuit, cfg: Config, comm_size: int, observables, seed):
+    """Rank 0: read, validate and plan.  Returns ("ok", payload) or ("error", message)."""
+    from qgt.frontend import load_circuit
+
+    try:
+        t = time.perf_counter()
+        circ = load_circuit(circuit)
+        plan = make_plan(circ, comm_size, cfg.block_qubits, cfg.page_qubits, list(observables),
+                         cfg.fusion_max_qubits if cfg.fusion else 1)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (1 << 31))
+        return ("ok", (circ.name, plan, seed, time.perf_counter() - t))
+    except UserError as e:
+        return ("error", str(e))
+
+
+def _counts(indices: np.ndarray, terminal, n_clbits: int) -> dict[str, int]:
+    keys = np.zeros(len(indices), dtype=np.int64)
+    for q, c in terminal:
+        keys |= ((indices >> q) & 1) << c
+    vals, cnt = np.unique(keys, return_counts=True)
+    return {format(int(v), f"0{max(1, n_clbits)}b"): int(k) for v, k in zip(vals, cnt)}
+
+
+def simulate(circuit, shots: int | None = None, observables=(), config=None, comm=None,
+             seed: int | None = None, statevector: str | None = None) -> Result:
+    """Simulate ``circuit`` (a QuantumCircuit, a built-in spec like 'qft:20', or an
+    OpenQASM path) on the ranks of ``comm`` (an mpi4py communicator; COMM_WORLD by
+    default).  Call it on every rank; every rank gets the same Result."""
+    from qgt.runtime.comm import Comm
+    from qgt.runtime.engine import Engine
+
+    cfg = _as_config(config)
+    shots = cfg.shots if shots is None else shots
+    seed = cfg.seed if seed is None else seed
+    if shots < 0:
+        raise UserError(f"shots must be >= 0, got {shots}")
+    comm = Comm(comm)
+    t0 = time.perf_counter()
+    verdict = _prepare(circuit, cfg, comm.size, observables, seed) if comm.rank == 0 else None
+    kind, payload = comm.bcast(verdict)
+    if kind == "error":
+        raise UserError(payload)
+    name, plan, seed, plan_time = payload
+    threads = _threads(cfg, comm)
+    figs = plan_figures(plan, 4 * cfg.exchange_chunk, threads)
+    err = comm.agree(_capacity_error(cfg, comm, figs["memory_per_rank"]))
+    if err:
+        raise CapacityError(err)
+
+    rng = np.random.default_rng(seed)
+    engine = Engine(plan, comm, threads, cfg.exchange_chunk, rng)
+    t1 = time.perf_counter()
+    clbit_keys: dict[str, int] = {}
+    for _ in range(max(1, shots) if plan.trajectories else 1):
+        engine.reset_state()
+        engine.run()
+        if plan.trajectories and shots:
+            key = format(engine.clbits & ((1 << max(1, plan.n_clbits)) - 1),
+                         f"0{max(1, plan.n_clbits)}b")
+            clbit_keys[key] = clbit_keys.get(key, 0) + 1
+    if plan.trajectories:
+        counts = clbit_keys
+    elif shots and plan.terminal:
+        counts = _counts(engine.sample(shots), plan.terminal, _user_clbits(plan))
+    else:
+        counts = {}
+    t2 = time.perf_counter()
+    if statevector:
+        _write_statevector(statevector, engine, comm, plan, name)
+    t3 = time.perf_counter()
+    peak = comm.allgather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    labels = list(observables)
+    return Result(
+        n_qubits=plan.n_qubits, ranks=comm.size, shots=shots, seed=seed, counts=counts,
+        expectation_values={labels[i]: v for i, v in sorted(engine.expectations.items())},
+        timings={"plan": plan_time, "run": t2 - t1, "statevector_io": t3 - t2,
+                 "total": t3 - t0, **engine.timings},
+        bytes_exchanged_per_rank=engine.exchanger.bytes_sent,
+        peak_memory_per_rank=peak, state_bytes_per_rank=figs["state_bytes_per_rank"],
+        plan=figs, metadata={"circuit": name, "threads_per_rank": threads,
+                             "passes": engine.passes}, statevector=statevector,
+    )
+
+
+def _user_clbits(plan) -> int:
+    return max([c + 1 for _, c in plan.terminal] + [plan.n_clbits])
+
+
+def _write_statevector(path: str, engine, comm, plan, name: str) -> None:
+    from qgt.io import hdf5
+
+    err = None
+    try:
+        hdf5.write_slice(path, comm.rank, engine.state)
+    except OSError as e:
+        err = f"cannot write the state vector slice of rank {comm.rank}: {e}"
+    err = comm.agree(err)
+    if err:
+        raise UserError(err)
+    if comm.rank == 0:
+        hdf5.write_master(path, plan.n_qubits, comm.size, {"circuit": name})
+    comm.barrier()
+
+
+__all__ = ["simulate", "QgtError"]

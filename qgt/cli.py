@@ -1,0 +1,193 @@
+"""The ``qgt`` command line (also ``python -m qgt``).
+
+    qgt run CIRCUIT      simulate (under mpiexec/srun: one process per rank)
+    qgt plan CIRCUIT     print the plan for P ranks, without MPI
+    qgt bench            time qgt against Qiskit Aer on a fixed suite
+    qgt topology         what hwloc sees and the binding each rank would get
+
+User errors print one line and exit with status 2 on every rank; anything else
+on a multi-rank run aborts the whole job (MPI_Abort) so no rank is left waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from qgt.errors import QgtError, UserError
+
+CIRCUIT_HELP = ("a built-in (qft:N, ghz:N, random:N:DEPTH[:SEED], qpe:N[:THETA], "
+                "trotter:N:STEPS[:DT], qaoa:N:LAYERS[:SEED]) or an OpenQASM 2/3 file")
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help="JSON configuration (default: $QGT_CONFIG, else built-in defaults)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                   help="override one configuration key (repeatable); see docs/config.md")
+
+
+def _overrides(args) -> dict:
+    out = {}
+    for item in args.set:
+        if "=" not in item:
+            raise UserError(f"--set expects KEY=VALUE, got '{item}'")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="qgt", description="Distributed, out-of-core state-vector quantum circuit "
+        "simulator. Run multi-rank jobs as: mpiexec -n 4 qgt run CIRCUIT ...",
+        epilog="Configuration: defaults < --config/QGT_CONFIG file < QGT_* variables < flags. "
+        "See docs/config.md.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="simulate a circuit (launch with mpiexec/srun for >1 rank)",
+                       description="Simulate CIRCUIT on the MPI ranks this was launched with.")
+    r.add_argument("circuit", help=CIRCUIT_HELP)
+    _config_args(r)
+    r.add_argument("--shots", type=int, help="samples of the final measurements (config: shots)")
+    r.add_argument("--seed", type=int, help="random seed: same seed, same counts on any rank "
+                   "count (config: seed)")
+    r.add_argument("--observable", action="append", default=[], metavar="PAULI",
+                   help="Pauli string, rightmost character is qubit 0, e.g. ZZII (repeatable)")
+    r.add_argument("--output", metavar="result.json", help="write the result as JSON")
+    r.add_argument("--statevector", metavar="FILE.h5",
+                   help="write the final state: FILE.h5 (/state, logical order) + per-rank files")
+    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    pl = sub.add_parser("plan", help="print the plan for P ranks (no MPI needed)",
+                        description="Plan CIRCUIT for --ranks P and print steps, sweeps, swaps, "
+                        "bytes exchanged and memory per rank.")
+    pl.add_argument("circuit", help=CIRCUIT_HELP)
+    pl.add_argument("--ranks", type=int, default=1, help="number of MPI ranks (power of two)")
+    pl.add_argument("--observable", action="append", default=[], metavar="PAULI")
+    pl.add_argument("--steps", action="store_true", help="list every step")
+    pl.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _config_args(pl)
+
+    b = sub.add_parser("bench", help="time qgt against Qiskit Aer (and numpy) on a suite")
+    b.add_argument("--qubits", type=int, default=22, help="n for the suite (default 22)")
+    b.add_argument("--ranks", type=int, default=1, help="qgt MPI ranks (launched via mpiexec)")
+    b.add_argument("--threads", type=int, default=0, help="threads for qgt and Aer (0 = all)")
+    b.add_argument("--shots", type=int, default=1000)
+    b.add_argument("--circuits", default="", help="comma-separated subset of the suite")
+    b.add_argument("--repeat", type=int, default=1, help="runs per circuit (median reported)")
+    b.add_argument("--output", metavar="bench.json")
+
+    t = sub.add_parser("topology", help="show the hwloc topology and planned rank bindings")
+    t.add_argument("--ranks-per-node", type=int, default=1)
+    t.add_argument("--binding", default=None, help="none|core|socket|numa (default: config)")
+    t.add_argument("--synthetic", default=None,
+                   help="an hwloc synthetic topology, e.g. 'pack:2 numa:2 core:4 pu:2'")
+    _config_args(t)
+    return p
+
+
+def _cmd_plan(args) -> int:
+    from qgt.config import load_config
+    from qgt.frontend import load_circuit
+    from qgt.plan import make_plan
+    from qgt.plan.summary import format_plan, plan_figures
+
+    cfg = load_config(args.config, overrides=_overrides(args))
+    plan = make_plan(load_circuit(args.circuit), args.ranks, cfg.block_qubits, cfg.page_qubits,
+                     args.observable, cfg.fusion_max_qubits if cfg.fusion else 1)
+    figs = plan_figures(plan, 4 * cfg.exchange_chunk, max(1, cfg.threads))
+    print(json.dumps(figs, indent=2) if args.json else format_plan(plan, figs, args.steps))
+    return 0
+
+
+def _print_result(res) -> None:
+    print(f"qgt: {res.metadata['circuit']}: {res.n_qubits} qubits on {res.ranks} rank(s), "
+          f"{res.timings['run']:.3f} s run ({res.plan['sweeps']} sweeps, "
+          f"{res.plan['global_swaps']} global swaps)")
+    if res.counts:
+        top = sorted(res.counts.items(), key=lambda kv: -kv[1])[:10]
+        print(f"counts ({res.shots} shots, seed {res.seed}, top {len(top)} of {len(res.counts)}):")
+        for k, v in top:
+            print(f"  {k}: {v}")
+    for k, v in res.expectation_values.items():
+        print(f"<{k}> = {v:.12g}")
+    if res.statevector:
+        print(f"state vector: {res.statevector} (/state)")
+
+
+def _cmd_run(args) -> int:
+    from qgt.api import simulate
+    from qgt.config import load_config
+
+    over = _overrides(args)
+    if args.shots is not None:
+        over["shots"] = args.shots
+    if args.seed is not None:
+        over["seed"] = args.seed
+    cfg = load_config(args.config, overrides=over)
+    res = simulate(args.circuit, observables=args.observable, config=cfg,
+                   statevector=args.statevector)
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.Get_rank() == 0:
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(res.to_json())
+        if not args.quiet:
+            _print_result(res)
+    return 0
+
+
+def _cmd_topology(args) -> int:
+    from qgt.config import load_config
+    from qgt.placement import topology_report
+
+    cfg = load_config(args.config, overrides=_overrides(args))
+    print(topology_report(args.binding or cfg.binding, args.ranks_per_node, args.synthetic))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from qgt.bench import run_bench
+
+    return run_bench(args)
+
+
+def _rank_and_size() -> tuple[int, int]:
+    mod = sys.modules.get("mpi4py.MPI")
+    if mod is None:
+        return 0, 1
+    return mod.COMM_WORLD.Get_rank(), mod.COMM_WORLD.Get_size()
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handler = {"run": _cmd_run, "plan": _cmd_plan, "topology": _cmd_topology,
+               "bench": _cmd_bench}[args.command]
+    try:
+        return handler(args)
+    except QgtError as e:
+        rank, size = _rank_and_size()
+        if rank == 0 or not getattr(e, "agreed", True):
+            print(f"qgt: error: {e}", file=sys.stderr, flush=True)
+        if size > 1 and not getattr(e, "agreed", True):
+            sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(e.exit_code)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        rank, size = _rank_and_size()
+        if size > 1:
+            import traceback
+
+            traceback.print_exc()
+            print(f"qgt: internal error on rank {rank}: aborting all ranks", file=sys.stderr,
+                  flush=True)
+            sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(70)
+        raise

@@ -1,0 +1,60 @@
+"""The only module that imports h5py: state-vector files (one per rank) and the
+master file whose virtual dataset ``/state`` spans them in logical Qiskit order.
+
+Called by ``qgt.api`` after a run (every rank writes its own slice; rank 0 writes
+the master once all slices exist) and by the tests, which read ``/state`` with plain
+h5py.  Source files are referenced by name relative to the master's directory, so
+the set of files can be moved together.
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+def slice_path(master: str, rank: int) -> str:
+    root, _ = os.path.splitext(master)
+    return f"{root}.rank{rank:05d}.h5"
+
+
+def write_slice(master: str, rank: int, data: np.ndarray, fletcher32: bool = True) -> str:
+    """Write this rank's slice (already in logical order) to its own file."""
+    path = slice_path(master, rank)
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("slice", data=data, fletcher32=fletcher32,
+                         chunks=(min(len(data), 1 << 16),))
+        f.attrs["rank"] = rank
+    os.replace(tmp, path)
+    return path
+
+
+def write_master(master: str, n_qubits: int, ranks: int, attrs: dict | None = None) -> None:
+    """Write the master file: ``/state`` is a virtual dataset over the rank files."""
+    per_rank = (1 << n_qubits) // ranks
+    layout = h5py.VirtualLayout(shape=(1 << n_qubits,), dtype=np.complex128)
+    for r in range(ranks):
+        src = os.path.basename(slice_path(master, r))
+        layout[r * per_rank:(r + 1) * per_rank] = h5py.VirtualSource(
+            "./" + src, "slice", shape=(per_rank,))
+    tmp = master + ".tmp"
+    with h5py.File(tmp, "w", libver="latest") as f:
+        f.create_virtual_dataset("state", layout, fillvalue=np.nan + 0j)
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["n_qubits"] = n_qubits
+        f.attrs["ranks"] = ranks
+        f.attrs["order"] = "qiskit (qubit 0 is the least significant bit)"
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v
+    os.replace(tmp, master)
+
+
+def read_state(master: str) -> np.ndarray:
+    """Read the whole ``/state`` (small states only: tests and examples)."""
+    with h5py.File(master, "r") as f:
+        return f["state"][...]

@@ -1,0 +1,348 @@
+"""The planner: turns a lowered circuit into a Plan of sweeps and global swaps.
+
+Pure Python, no MPI: ``qgt plan`` and the tests call it directly; on a run, rank 0
+calls it and broadcasts the plan.
+
+Rules it relies on (DESIGN.md): diagonal gates and controls never move data, so only
+the *moving* (non-diagonal) targets of a gate constrain where it can run.
+
+- A Sweep picks a working set W of ``block_qubits`` local physical bits: the low
+  ``page_qubits`` bits (so gathers copy contiguous runs) plus the local qubits whose
+  next non-diagonal use comes soonest.  It then takes every gate, in dependency
+  order, whose moving targets lie in W; a gate that cannot run blocks its qubits.
+  Changing W between sweeps *is* the local swap: the gather folds it into the pass.
+- When the next gate needs a qubit that lives on a rank bit, a GlobalSwap brings in,
+  in one exchange, every rank-resident qubit needed within the lookahead window, and
+  evicts the local qubits whose next use is furthest away (Belady's rule).
+
+    before GlobalSwap((5, 7)):   rank bits [q7 q6] | local [q5 q4 ... q0]
+    after:                       rank bits [q5 q6] | local [q7 q4 ... q0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qgt.errors import UserError
+from qgt.ops import Circuit, Condition, Gate, Measure, Reset, Swap
+from qgt.plan.fusion import fuse
+from qgt.plan.layout import Layout
+from qgt.plan.paulis import parse_pauli
+from qgt.plan.steps import (
+    DENSE, DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Plan, Sweep,
+)
+
+_X = np.array([[0, 1], [1, 0]], dtype=complex)
+_SWAP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=complex)
+_NO_USE = 1 << 62
+MAX_MEASURE_GROUP = 16
+
+
+def _rewrite(circ: Circuit) -> tuple[list, int]:
+    """Reset -> measure into a hidden clbit + X conditioned on it; conditional SWAP -> gate."""
+    items: list = []
+    n_cl = circ.n_clbits
+    for op in circ.ops:
+        if isinstance(op, Reset):
+            items.append(Measure(op.qubit, n_cl))
+            items.append(Gate("x", (op.qubit,), _X, condition=Condition((n_cl,), 1)))
+            n_cl += 1
+        elif isinstance(op, Swap) and op.condition is not None:
+            items.append(Gate("swap", (op.a, op.b), _SWAP, condition=op.condition))
+        else:
+            items.append(op)
+    return items, n_cl
+
+
+def _qubits(item) -> tuple[int, ...]:
+    return (item.qubit,) if isinstance(item, Measure) else item.qubits
+
+
+def _moving(item) -> tuple[int, ...]:
+    return item.moving_targets if isinstance(item, Gate) else ()
+
+
+class _Planner:
+    def __init__(self, n: int, g: int, w: int, c0: int, fusion_max: int):
+        self.n, self.g, self.L = n, g, n - g
+        self.layout = Layout(n, self.L)
+        self.w = min(w, self.L)
+        self.c0 = c0
+        self.fusion_max = fusion_max
+        self.steps: list = []
+
+    # ---- lookahead -------------------------------------------------------------
+    def _upcoming(self, items, limit: int) -> list[int]:
+        """Distinct moving-target qubits in order of first use, at most ``limit``."""
+        seen: list[int] = []
+        for it in items:
+            for q in _moving(it):
+                if q not in seen:
+                    seen.append(q)
+                    if len(seen) >= limit:
+                        return seen
+        return seen
+
+    def _next_use(self, items) -> dict[int, int]:
+        nxt: dict[int, int] = {}
+        for i, it in enumerate(items):
+            for q in _moving(it):
+                nxt.setdefault(q, i)
+        return nxt
+
+    # ---- global swaps ----------------------------------------------------------
+    def _bring_local(self, needed: list[int], items) -> None:
+        """One GlobalSwap making the rank-resident qubits of ``needed`` local (those
+        first in ``needed`` win when there are not enough evictable local bits)."""
+        lay = self.layout
+        window = set(self._upcoming(items, self.L - self.c0)) | set(needed)
+        incoming = [q for q in needed if not lay.is_local(q)]
+        incoming += [q for q in self._upcoming(items, self.L - self.c0)
+                     if not lay.is_local(q) and q not in incoming]
+        nxt = self._next_use(items)
+        evictable = [lay.logical[p] for p in range(self.L) if lay.logical[p] not in window]
+        if len(evictable) < len(incoming):
+            # not enough room for the whole window: evict anything not needed right now
+            evictable = [lay.logical[p] for p in range(self.L) if lay.logical[p] not in needed]
+        # furthest next use first (Belady); among ties, qubits whose home is a rank bit,
+        # so that the exchange also moves them towards the final (identity) layout
+        home = self._final_labels(items)
+        # (bits above the run bits pack into the exchange in long contiguous runs)
+        evictable.sort(key=lambda q: (-nxt.get(q, _NO_USE), home[q] < self.L,
+                                      lay.phys[q] < self.c0, -lay.phys[q]))
+        k = min(len(incoming), len(evictable), self.g)
+        first_needed = [q for q in needed if not lay.is_local(q)]
+        if k < len(first_needed):
+            raise UserError(
+                f"cannot make qubits {first_needed} local: only {self.L} local qubits per rank; "
+                "use fewer ranks")
+        pairs = []
+        outs = evictable[:k]
+        ins = incoming[:k]
+        # pair an evicted qubit with the rank bit that is its home when one is free
+        homed = [q for q in outs if home[q] in {lay.phys[i] for i in ins}]
+        rest = [q for q in outs if q not in homed]
+        by_pos = {lay.phys[i]: i for i in ins}
+        order = [(by_pos[home[q]], q) for q in homed]
+        used = {i for i, _ in order}
+        order += list(zip([i for i in ins if i not in used], rest))
+        for q_in, q_out in order:
+            p_local, p_rank = lay.phys[q_out], lay.phys[q_in]
+            pairs.append((p_local, p_rank))
+            lay.swap_physical(p_local, p_rank)
+        self.steps.append(GlobalSwap(tuple(sorted(pairs))))
+
+    def _final_labels(self, items) -> list[int]:
+        """For each logical qubit, the label (hence the physical bit it must end on)
+        after the SWAP relabellings still ahead."""
+        owner = list(range(self.n))  # label -> the current qubit that will carry it
+        for it in items:
+            if isinstance(it, Swap):
+                owner[it.a], owner[it.b] = owner[it.b], owner[it.a]
+        home = [0] * self.n
+        for label, q in enumerate(owner):
+            home[q] = label
+        return home
+
+    # ---- sweeps ----------------------------------------------------------------
+    def _working_set(self, items) -> tuple[int, ...]:
+        lay = self.layout
+        wset = set(range(self.c0))
+        for q in self._upcoming(items, self.n):
+            if len(wset) >= self.w:
+                break
+            if lay.is_local(q):
+                wset.add(lay.phys[q])
+        p = self.c0
+        while len(wset) < self.w:
+            wset.add(p)
+            p += 1
+        return tuple(sorted(wset))
+
+    def _to_phys(self, gate: Gate) -> PhysOp:
+        phys = self.layout.phys
+        mask = val = 0
+        for c, v in zip(gate.controls, gate.ctrl_values or (1,) * len(gate.controls)):
+            mask |= 1 << phys[c]
+            val |= (v & 1) << phys[c]
+        kind = DIAG if gate.diagonal else DENSE
+        return PhysOp(kind, tuple(phys[t] for t in gate.targets), gate.matrix, mask, val,
+                      gate.condition, gate.name)
+
+    def _sweep(self, items, wbits) -> list:
+        """Take every item runnable under ``wbits``; return the items left."""
+        lay = self.layout
+        wset = set(wbits)
+        blocked_q: set[int] = set()
+        taken: list[PhysOp] = []
+        left: list = []
+        stop = False
+        for it in items:
+            if stop or isinstance(it, Measure):
+                stop = True
+                left.append(it)
+                continue
+            qs = set(_qubits(it))
+            ok = not (qs & blocked_q)
+            if ok and isinstance(it, Gate):
+                ok = all(lay.phys[q] in wset for q in it.moving_targets)
+            if ok and isinstance(it, Swap):
+                lay.swap_logical(it.a, it.b)
+            elif ok:
+                taken.append(self._to_phys(it))
+            else:
+                blocked_q |= qs
+                left.append(it)
+                stop = len(blocked_q) >= self.n
+        if taken:
+            self.steps.append(Sweep(wbits, tuple(fuse(taken, self.fusion_max, wset))))
+        return left
+
+    def _measure(self, items) -> list:
+        bits, clbits, logical = [], [], []
+        while items and isinstance(items[0], Measure) and len(bits) < MAX_MEASURE_GROUP:
+            if items[0].qubit in logical:
+                break  # measuring the same qubit twice: the second sees the first's collapse
+            m = items.pop(0)
+            bits.append(self.layout.phys[m.qubit])
+            clbits.append(m.clbit)
+            logical.append(m.qubit)
+        self.steps.append(MeasureStep(tuple(bits), tuple(clbits), tuple(logical)))
+        return items
+
+    def run_ops(self, items: list) -> None:
+        while items:
+            head = items[0]
+            if isinstance(head, Measure):
+                items = self._measure(items)
+                continue
+            missing = [q for q in _moving(head) if not self.layout.is_local(q)]
+            if missing:
+                self._bring_local(missing, items)
+            before = len(items)
+            items = self._sweep(items, self._working_set(items))
+            if len(items) == before:
+                raise RuntimeError("planner made no progress")  # pragma: no cover
+
+    # ---- the end: expectation values, then back to the identity layout -----------
+    def expectations(self, observables: list[str]) -> None:
+        for i, label in enumerate(observables):
+            xq, zq, ny = parse_pauli(label, self.n)
+            missing = [q for q in xq if not self.layout.is_local(q)]
+            if missing:
+                self._bring_local(missing, [])
+            phys = self.layout.phys
+            xmask = sum(1 << phys[q] for q in xq)
+            zmask = sum(1 << phys[q] for q in zq)
+            self.steps.append(ExpectStep(i, xmask, zmask, ny))
+
+    def normalise(self) -> None:
+        """Undo the layout so outputs are in logical Qiskit order."""
+        lay = self.layout
+        for _ in range(self.g + 1):
+            pairs = [(lay.phys[p], p) for p in range(self.L, self.n)
+                     if lay.logical[p] != p and lay.is_local(p)]
+            if not pairs:
+                wrong = [p for p in range(self.L, self.n) if lay.logical[p] != p]
+                if not wrong:
+                    break
+                # rank bits hold each other's qubits: park one on a local bit first
+                pairs = [(self.L - 1, wrong[0])]
+            for p_local, p_rank in pairs:
+                lay.swap_physical(p_local, p_rank)
+            self.steps.append(GlobalSwap(tuple(sorted(pairs))))
+        swaps = []
+        for p in range(self.L):
+            if lay.logical[p] != p:
+                other = lay.phys[p]
+                swaps.append((p, other))
+                lay.swap_physical(p, other)
+        group: list[PhysOp] = []
+        bits: set[int] = set(range(self.c0))
+        for a, b in swaps:
+            if len(bits | {a, b}) > self.w:
+                self._emit_perm(group, bits)
+                group, bits = [], set(range(self.c0))
+            group.append(PhysOp(SWAPBITS, (a, b), np.zeros(0, dtype=complex), name="swapbits"))
+            bits |= {a, b}
+        if group:
+            self._emit_perm(group, bits)
+
+    def _emit_perm(self, group, bits) -> None:
+        p = 0
+        while len(bits) < self.w:
+            bits.add(p) if p not in bits else None
+            p += 1
+        self.steps.append(Sweep(tuple(sorted(bits)), tuple(group)))
+
+
+def lower_bound_exchanges(items: list, n: int, g: int, observables_x: list[int]) -> int:
+    """A lower bound on the global exchanges of any schedule (gates may be reordered).
+
+    Every qubit that is a non-diagonal target must be local at some time.  One that
+    starts on a rank bit needs an exchange in; one whose final label (after the SWAP
+    relabellings) is a rank bit needs an exchange out after its last use; one that needs
+    both needs two different exchanges.  Each exchange moves at most g qubits each way.
+    This is simple and loose; Atlas (SC'24) computes the exact minimum with an ILP.
+    """
+    L = n - g
+    if g == 0:
+        return 0
+    used = {q for it in items for q in _moving(it)} | set(observables_x)
+    owner = list(range(n))
+    for it in items:
+        if isinstance(it, Swap):
+            owner[it.a], owner[it.b] = owner[it.b], owner[it.a]
+    final = {q: label for label, q in enumerate(owner)}
+    ins = {q for q in used if q >= L}
+    outs = {q for q in used if final[q] >= L}
+    bound = max(-(-len(ins) // g), -(-len(outs) // g))
+    if ins & outs:
+        bound = max(bound, 2)
+    return bound
+
+
+def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: int = 4,
+              observables: list[str] | None = None, fusion_max_qubits: int = 4) -> Plan:
+    """Plan ``circ`` for ``ranks`` MPI ranks (a power of two)."""
+    n = circ.n_qubits
+    observables = list(observables or [])
+    if ranks < 1 or ranks & (ranks - 1):
+        raise UserError(f"the number of ranks must be a power of two, got {ranks}")
+    g = ranks.bit_length() - 1
+    if n < 1:
+        raise UserError("the circuit has no qubits")
+    if g >= n:
+        raise UserError(f"{ranks} ranks is too many for {n} qubits: at most {2 ** (n - 1)}")
+    trajectories = circ.has_mid_circuit_collapse()
+    if trajectories:
+        terminal, body = [], list(circ.ops)
+    else:
+        terminal, body = circ.terminal_measurements()
+    items, n_cl = _rewrite(Circuit(n, circ.n_clbits, body))
+    kmax = max([len(_moving(it)) for it in items] + [1]
+               + [len(parse_pauli(o, n)[0]) for o in observables])
+    L = n - g
+    if kmax > L:
+        raise UserError(
+            f"a gate or observable acts non-diagonally on {kmax} qubits, but with {ranks} ranks "
+            f"each rank holds only {L} qubits: use at most {2 ** (n - kmax)} ranks")
+    w = min(block_qubits, L)
+    c0 = max(0, min(page_qubits, w - kmax))
+    pl = _Planner(n, g, w, c0, fusion_max_qubits)
+    if circ.global_phase:
+        pl.steps.append(Sweep(tuple(range(w)), (PhysOp(
+            DIAG, (), np.array([np.exp(1j * circ.global_phase)]), name="global_phase"),)))
+    pl.run_ops(list(items))
+    pl.expectations(observables)
+    pl.normalise()
+    obs_x = [q for o in observables for q in parse_pauli(o, n)[0]]
+    plan = Plan(
+        n_qubits=n, rank_bits=g, block_qubits=w, page_qubits=c0, steps=pl.steps,
+        n_clbits=n_cl, final_layout=pl.layout.as_tuple(),
+        terminal=tuple((m.qubit, m.clbit) for m in terminal), trajectories=trajectories,
+        lower_bound_exchanges=lower_bound_exchanges(items, n, g, obs_x),
+    )
+    plan.decisions = {"block_qubits": w, "page_qubits": c0, "fusion_max_qubits": fusion_max_qubits,
+                      "max_gate_moving_qubits": kmax}
+    return plan

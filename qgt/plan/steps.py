@@ -1,0 +1,118 @@
+"""Plan steps: the data the planner produces and the runtime executes.
+
+Everything here is in physical bits (see ``layout.py``).  A plan is printable,
+picklable (rank 0 plans and broadcasts it) and hashable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qgt.ops import Condition
+
+DENSE, DIAG, SWAPBITS = "dense", "diag", "swapbits"
+
+
+@dataclass(frozen=True)
+class PhysOp:
+    """A gate in physical bits: ``kind`` is dense, diag or swapbits."""
+
+    kind: str
+    targets: tuple[int, ...]
+    matrix: np.ndarray
+    ctrl_mask: int = 0
+    ctrl_val: int = 0
+    condition: Condition | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One pass over the rank's slice; every dense target is in ``wbits``.
+
+    The slice is cut into units of 2^len(wbits) amplitudes that share every bit
+    outside ``wbits``; each unit is gathered into a cache-sized buffer, all ``ops``
+    are applied there, and it is written back once.
+    """
+
+    wbits: tuple[int, ...]
+    ops: tuple[PhysOp, ...]
+
+
+@dataclass(frozen=True)
+class GlobalSwap:
+    """Exchange local bits with rank bits: ``pairs`` of (local bit, rank bit).
+
+    Swapping k pairs at once moves (1 - 2^-k) of the slice to 2^k - 1 partners.
+    """
+
+    pairs: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class MeasureStep:
+    """Measure physical bits into classical bits (joint marginal, then collapse)."""
+
+    bits: tuple[int, ...]
+    clbits: tuple[int, ...]
+    logical: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ExpectStep:
+    """Pauli expectation value in physical masks; ``index`` is the observable's position."""
+
+    index: int
+    xmask: int
+    zmask: int
+    ny: int
+
+
+@dataclass
+class Plan:
+    n_qubits: int
+    rank_bits: int
+    block_qubits: int
+    page_qubits: int
+    steps: list = field(default_factory=list)
+    n_clbits: int = 0
+    final_layout: tuple[int, ...] = ()
+    terminal: tuple[tuple[int, int], ...] = ()  # (qubit, clbit) sampled from the final state
+    trajectories: bool = False  # mid-circuit collapse: every shot reruns the plan
+    lower_bound_exchanges: int = 0
+    decisions: dict = field(default_factory=dict)
+
+    @property
+    def local_bits(self) -> int:
+        return self.n_qubits - self.rank_bits
+
+    def counts(self) -> dict:
+        c = {"sweeps": 0, "global_swaps": 0, "swapped_bits": 0, "measure_steps": 0, "ops": 0}
+        for s in self.steps:
+            if isinstance(s, Sweep):
+                c["sweeps"] += 1
+                c["ops"] += len(s.ops)
+            elif isinstance(s, GlobalSwap):
+                c["global_swaps"] += 1
+                c["swapped_bits"] += len(s.pairs)
+            elif isinstance(s, MeasureStep):
+                c["measure_steps"] += 1
+        return c
+
+    def digest(self) -> str:
+        """A hash of the plan's structure and matrices (checkpoints and caches key on it)."""
+        h = hashlib.sha256()
+        h.update(repr((self.n_qubits, self.rank_bits, self.block_qubits, self.page_qubits)).encode())
+        for s in self.steps:
+            if isinstance(s, Sweep):
+                h.update(repr(("S", s.wbits)).encode())
+                for op in s.ops:
+                    h.update(repr((op.kind, op.targets, op.ctrl_mask, op.ctrl_val,
+                                   op.condition)).encode())
+                    h.update(np.ascontiguousarray(op.matrix).tobytes())
+            else:
+                h.update(repr(s).encode())
+        return h.hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""The runtime: executes a Plan on one MPI rank (state slice, exchanges, reductions)."""

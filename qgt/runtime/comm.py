@@ -1,0 +1,64 @@
+"""The only module that imports mpi4py.
+
+Everything else talks to MPI through ``Comm``: a few collectives, a non-blocking
+pairwise exchange and an abort, so that the planner and kernels stay MPI-free.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+
+class Comm:
+    """A thin wrapper around an mpi4py communicator (COMM_WORLD by default)."""
+
+    def __init__(self, comm=None):
+        self.c = comm if comm is not None else MPI.COMM_WORLD
+        self.rank = self.c.Get_rank()
+        self.size = self.c.Get_size()
+        node = self.c.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank = node.Get_rank()
+        self.local_size = node.Get_size()
+        node.Free()
+
+    def bcast(self, obj, root: int = 0):
+        return self.c.bcast(obj, root=root)
+
+    def allgather(self, obj) -> list:
+        return self.c.allgather(obj)
+
+    def allreduce_sum(self, arr: np.ndarray) -> np.ndarray:
+        arr = np.ascontiguousarray(arr)
+        out = np.empty_like(arr)
+        self.c.Allreduce(arr, out, op=MPI.SUM)
+        return out
+
+    def allreduce_max(self, x: float) -> float:
+        return self.c.allreduce(x, op=MPI.MAX)
+
+    def agree(self, error: str | None) -> str | None:
+        """Every rank learns the first rank's error (or None): all ranks then raise
+        together, so none is left waiting in a collective."""
+        errors = self.c.allgather(error)
+        return next((e for e in errors if e), None)
+
+    def isendrecv(self, sbuf: np.ndarray, rbuf: np.ndarray, partner: int, tag: int = 11):
+        """Post a pairwise exchange of equal-sized complex buffers; wait with ``wait``."""
+        r = self.c.Irecv([rbuf, MPI.C_DOUBLE_COMPLEX], source=partner, tag=tag)
+        s = self.c.Isend([sbuf, MPI.C_DOUBLE_COMPLEX], dest=partner, tag=tag)
+        return (r, s)
+
+    @staticmethod
+    def wait(reqs) -> None:
+        MPI.Request.Waitall(list(reqs))
+
+    def barrier(self) -> None:
+        self.c.Barrier()
+
+    def abort(self, code: int) -> None:
+        self.c.Abort(code)
+
+    @staticmethod
+    def wtime() -> float:
+        return MPI.Wtime()

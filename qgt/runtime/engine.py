@@ -1,0 +1,136 @@
+"""Execute a Plan on one rank: sweeps through the kernels, global swaps through the
+exchanger, measurements and expectation values through reductions.
+
+Called by ``qgt.api.simulate`` on every rank, which all run the same steps in the
+same order (so every collective is matched) and draw the same random numbers.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from qgt import _kern
+from qgt.errors import InternalError
+from qgt.plan.steps import DENSE, DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
+from qgt.runtime.exchange import Exchanger
+
+_KIND = {DENSE: _kern.KIND_DENSE, DIAG: _kern.KIND_DIAG, SWAPBITS: _kern.KIND_SWAPBITS}
+
+
+def condition_holds(cond, clbits: int) -> bool:
+    if cond is None:
+        return True
+    got = sum(((clbits >> c) & 1) << i for i, c in enumerate(cond.clbits))
+    return (got == cond.value) == getattr(cond, "equal", True)
+
+
+class Engine:
+    """One rank's state slice and the machinery to run plan steps on it."""
+
+    def __init__(self, plan, comm, threads: int, exchange_chunk: int, rng: np.random.Generator):
+        self.plan = plan
+        self.comm = comm
+        self.L = plan.local_bits
+        self.base = comm.rank << self.L
+        self.threads = threads
+        self.rng = rng
+        self.exchanger = Exchanger(comm, exchange_chunk)
+        self.state = np.zeros(1 << self.L, dtype=complex)
+        self.timings = {"compute": 0.0, "communication": 0.0, "reductions": 0.0}
+        self.passes = 0
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self.state[:] = 0
+        if self.comm.rank == 0:
+            self.state[0] = 1.0
+        self.clbits = 0
+        self.pending: list[PhysOp] = []
+        self.expectations: dict[int, float] = {}
+
+    # ---- steps -------------------------------------------------------------------
+    def run(self, steps=None) -> None:
+        for step in (self.plan.steps if steps is None else steps):
+            self.run_step(step)
+        self.flush()
+
+    def run_step(self, step) -> None:
+        if isinstance(step, Sweep):
+            self._sweep(step.wbits, list(step.ops))
+            return
+        self.flush()
+        if isinstance(step, GlobalSwap):
+            t = time.perf_counter()
+            self.exchanger.global_swap(self.state, self.L, step.pairs)
+            self.timings["communication"] += time.perf_counter() - t
+        elif isinstance(step, MeasureStep):
+            self._measure(step)
+        elif isinstance(step, ExpectStep):
+            self._expect(step)
+        else:
+            raise InternalError(f"unknown plan step {type(step).__name__}")
+
+    def flush(self) -> None:
+        """Apply collapses still pending from a measurement (before data moves)."""
+        if self.pending:
+            self._sweep(tuple(range(min(self.plan.block_qubits, self.L))), [])
+
+    def _sweep(self, wbits, ops: list[PhysOp]) -> None:
+        ops = self.pending + [op for op in ops if condition_holds(op.condition, self.clbits)]
+        self.pending = []
+        if not ops:
+            return
+        packed = _kern.OpList([(_KIND[op.kind], op.targets, op.ctrl_mask, op.ctrl_val,
+                                np.ascontiguousarray(op.matrix, dtype=complex)) for op in ops])
+        t = time.perf_counter()
+        _kern.sweep(self.state, self.L, self.base, list(wbits), packed, self.threads)
+        self.timings["compute"] += time.perf_counter() - t
+        self.passes += 1
+
+    # ---- reductions ----------------------------------------------------------------
+    def _measure(self, step: MeasureStep) -> None:
+        t = time.perf_counter()
+        local = _kern.marginal(self.state, self.L, self.base, list(step.bits), self.threads)
+        probs = self.comm.allreduce_sum(local)
+        total = probs.sum()
+        outcome = int(np.searchsorted(np.cumsum(probs), self.rng.random() * total, side="right"))
+        outcome = min(outcome, len(probs) - 1)
+        p = probs[outcome] / total
+        for i, (b, c) in enumerate(zip(step.bits, step.clbits)):
+            bit = (outcome >> i) & 1
+            self.clbits = (self.clbits & ~(1 << c)) | (bit << c)
+            proj = np.array([1.0, 0.0] if bit == 0 else [0.0, 1.0], dtype=complex)
+            self.pending.append(PhysOp(DIAG, (b,), proj, name="collapse"))
+        self.pending.append(PhysOp(DIAG, (), np.array([1 / np.sqrt(p)], dtype=complex),
+                                   name="renormalise"))
+        self.timings["reductions"] += time.perf_counter() - t
+
+    def _expect(self, step: ExpectStep) -> None:
+        t = time.perf_counter()
+        val = _kern.pauli_expect(self.state, self.L, self.base, step.xmask, step.zmask,
+                                 self.threads)
+        tot = self.comm.allreduce_sum(np.array([val.real, val.imag]))
+        self.expectations[step.index] = float((complex(tot[0], tot[1]) * 1j ** step.ny).real)
+        self.timings["reductions"] += time.perf_counter() - t
+
+    def sample(self, shots: int) -> np.ndarray:
+        """Global indices of ``shots`` samples of the final state (identity layout).
+
+        Every rank draws the same sorted uniforms and serves those falling in its part
+        of the cumulative distribution, so the counts do not depend on the rank count.
+        """
+        t = time.perf_counter()
+        local = float(_kern.marginal(self.state, self.L, self.base, [], self.threads)[0])
+        totals = np.array(self.comm.allgather(local))
+        offsets = np.concatenate([[0.0], np.cumsum(totals)])
+        u = np.sort(self.rng.random(shots)) * offsets[-1]
+        lo, hi = offsets[self.comm.rank], offsets[self.comm.rank + 1]
+        last = self.comm.rank == self.comm.size - 1
+        mine = u[(u >= lo) & ((u < hi) | last)] if totals[self.comm.rank] > 0 else u[:0]
+        idx = _kern.sample_sorted(self.state, np.ascontiguousarray(mine - lo)) if len(mine) \
+            else np.zeros(0, dtype=np.int64)
+        gathered = self.comm.allgather(idx.astype(np.int64) + self.base)
+        self.timings["reductions"] += time.perf_counter() - t
+        return np.concatenate(gathered)

@@ -1,0 +1,104 @@
+"""The planner alone (no MPI, no C): plans run on a simple full-vector executor must
+reproduce Qiskit's Statevector, respect the tier rules, and batch swaps."""
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.synthesis.qft import synth_qft_full
+from qiskit.circuit.random import random_circuit
+from qiskit.quantum_info import Pauli, Statevector
+
+from qgt.errors import UserError
+from qgt.frontend import load_circuit, lower
+from qgt.plan import GlobalSwap, Sweep, make_plan
+from tests.plan_reference import run_plan
+
+CONFIGS = [  # (ranks, block_qubits, page_qubits)
+    (1, 16, 4), (2, 5, 2), (4, 4, 1), (4, 6, 0), (8, 4, 2),
+]
+
+
+@pytest.mark.parametrize("ranks,w,c0", CONFIGS)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_circuits_match_statevector(ranks, w, c0, seed):
+    qc = random_circuit(9, 8, max_operands=3, seed=seed)
+    plan = make_plan(lower(qc), ranks, block_qubits=w, page_qubits=c0)
+    psi, _ = run_plan(plan)
+    assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
+
+
+@pytest.mark.parametrize("ranks,w,c0", CONFIGS)
+def test_qft_and_swaps_match(ranks, w, c0):
+    qc = QuantumCircuit(8)
+    qc.h(range(8))
+    qc.rz(0.3, 7)
+    qc.compose(synth_qft_full(8, do_swaps=True), range(8), inplace=True)
+    qc.swap(0, 7)
+    qc.cx(7, 0)
+    plan = make_plan(lower(qc), ranks, block_qubits=w, page_qubits=c0)
+    psi, _ = run_plan(plan)
+    assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+def test_expectations_match(ranks):
+    qc = random_circuit(7, 6, seed=11)
+    labels = ["XIZYIIX", "ZZZZZZZ", "YIIIIIY", "IIIXIII"]
+    plan = make_plan(lower(qc), ranks, block_qubits=4, page_qubits=1, observables=labels)
+    _, ex = run_plan(plan)
+    sv = Statevector(qc)
+    for i, lab in enumerate(labels):
+        assert ex[i] == pytest.approx(sv.expectation_value(Pauli(lab)).real, abs=1e-10)
+
+
+def test_diagonal_gates_on_rank_bits_never_exchange():
+    qc = QuantumCircuit(10)
+    qc.h(range(6))  # only low qubits need to be in the working set
+    for a in range(10):
+        for b in range(a + 1, 10):
+            qc.cp(0.1 * (a + b), a, b)
+    qc.rzz(0.4, 8, 9)
+    qc.mcx([8, 9], 0)  # controls on rank bits select ranks, no data moves
+    plan = make_plan(lower(qc), 4, block_qubits=6, page_qubits=2)
+    assert not any(isinstance(s, GlobalSwap) for s in plan.steps)
+    assert plan.lower_bound_exchanges == 0
+    psi, _ = run_plan(plan)
+    assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
+
+
+def test_qft_global_swaps_are_batched():
+    # QFT-20 on 4 ranks: the two rank qubits are needed first; one exchange brings both
+    plan = make_plan(load_circuit("qft:20"), 4, block_qubits=10, page_qubits=4)
+    swaps = [s for s in plan.steps if isinstance(s, GlobalSwap)]
+    assert len(swaps[0].pairs) == 2
+    # in, back for qubits 0/1 (evicted first: needed last), out to their final
+    # rank bits (the QFT's closing SWAPs send them there): three exchanges
+    assert len(swaps) == 3
+    assert 1 <= plan.lower_bound_exchanges <= len(swaps)
+
+
+def test_sweeps_cover_qft_in_few_passes():
+    # 20 qubits, a working set of 12 with 4 fixed run bits: each sweep covers 8+ targets
+    plan = make_plan(load_circuit("qft:20"), 1, block_qubits=12, page_qubits=4)
+    n_sweeps = sum(isinstance(s, Sweep) for s in plan.steps)
+    assert n_sweeps <= 4
+
+
+def test_bad_rank_counts_are_user_errors():
+    circ = load_circuit("ghz:4")
+    with pytest.raises(UserError, match="power of two"):
+        make_plan(circ, 3)
+    with pytest.raises(UserError, match="too many"):
+        make_plan(circ, 16)
+
+
+def test_plan_hash_is_stable_and_parameter_sensitive():
+    a = make_plan(load_circuit("trotter:6:2"), 2, 4, 1)
+    b = make_plan(load_circuit("trotter:6:2"), 2, 4, 1)
+    c = make_plan(load_circuit("trotter:6:3"), 2, 4, 1)
+    assert a.digest() == b.digest() != c.digest()
+
+
+def test_bad_observable_is_a_user_error():
+    with pytest.raises(UserError, match="Pauli string of 4"):
+        make_plan(load_circuit("ghz:4"), 1, observables=["XX"])
