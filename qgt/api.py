@@ -111,7 +111,11 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     if err:
         raise CapacityError(err)
 
+    binding = _bind(cfg, comm)
+    if binding.get("threads") and not cfg.threads:
+        threads = binding["threads"]
     rng = np.random.default_rng(seed)
+    # allocated after binding: first touch puts the slice on the rank's NUMA node
     engine = Engine(plan, comm, threads, cfg.exchange_chunk, rng)
     t1 = time.perf_counter()
     clbit_keys: dict[str, int] = {}
@@ -142,8 +146,27 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
         bytes_exchanged_per_rank=engine.exchanger.bytes_sent,
         peak_memory_per_rank=peak, state_bytes_per_rank=figs["state_bytes_per_rank"],
         plan=figs, metadata={"circuit": name, "threads_per_rank": threads,
-                             "passes": engine.passes}, statevector=statevector,
+                             "passes": engine.passes, "bindings": comm.allgather(binding)},
+        statevector=statevector,
     )
+
+
+def _bind(cfg: Config, comm) -> dict:
+    """Bind this rank's CPUs and memory as configured; every rank agrees on failure."""
+    if cfg.binding == "none":
+        return {"strategy": "none", "cpus": sorted(os.sched_getaffinity(0))}
+    from qgt.placement import apply_binding, load_topology, plan_bindings
+
+    err, info = None, {}
+    try:
+        plans = plan_bindings(load_topology(), cfg.binding, comm.local_size)
+        info = apply_binding(plans[comm.local_rank], cfg.huge_pages)
+    except UserError as e:
+        err = f"rank {comm.rank}: {e}"
+    err = comm.agree(err)
+    if err:
+        raise UserError(err)
+    return info
 
 
 def _user_clbits(plan) -> int:

@@ -88,17 +88,27 @@ def test_standard_gate_matches_statevector(name):
         assert_matches_qiskit(qc)
 
 
-@pytest.mark.parametrize("name", sorted(set(GATE_NAMES) - {"global_phase"}))
+@pytest.mark.parametrize("name", GATE_NAMES)
 @pytest.mark.parametrize("n_ctrl", [1, 2])
-def test_controlled_standard_gate_matches_statevector(name, n_ctrl):
+@pytest.mark.parametrize("annotated", [False, True])
+def test_controlled_standard_gate_matches_statevector(name, n_ctrl, annotated):
     rng = np.random.default_rng(sum(map(ord, name)) + n_ctrl)
     gate = standard_gate(name, rng)
     n = gate.num_qubits + n_ctrl + 1
     qc = entangled_start(n, rng)
     ctrl_state = int(rng.integers(1 << n_ctrl))
     qubits = [int(q) for q in rng.permutation(n)[: gate.num_qubits + n_ctrl]]
-    qc.append(gate.control(n_ctrl, ctrl_state=ctrl_state), qubits)
+    controlled = gate.control(n_ctrl, ctrl_state=ctrl_state, annotated=annotated)
+    qc.append(controlled, qubits)
     assert_matches_qiskit(qc)
+    # the controls stay controls of the (one or two) lowered gates
+    alone = QuantumCircuit(n)
+    alone.append(controlled, qubits)
+    ops = lower(alone).ops
+    assert len(ops) == (0 if name == "id" else 1 + (name == "cu"))
+    if name != "global_phase":  # a controlled phase sits on one of the controls
+        for op in ops:
+            assert set(qubits[:n_ctrl]) <= set(op.controls)
 
 
 @pytest.mark.parametrize("ctrl_state", [0b111, 0b101, 0b000, 0b1010, 0b1111])
@@ -139,7 +149,8 @@ def test_unitary_gate(k):
     qc = entangled_start(n, rng)
     qubits = [int(q) for q in rng.permutation(n)[:k]]
     qc.append(UnitaryGate(random_unitary(2**k, seed=k)), qubits)
-    qc.append(UnitaryGate(random_unitary(2, seed=k + 10)).control(1), qubits[:1] + [k + 1])
+    spare = [q for q in range(n) if q not in qubits]
+    qc.append(UnitaryGate(random_unitary(2, seed=k + 10)).control(1), [spare[0], qubits[0]])
     assert_matches_qiskit(qc)
 
 
@@ -188,8 +199,24 @@ def test_initialize_lowers_to_reset_and_gates():
 
 # -- what the planner relies on -----------------------------------------------------------
 
-DIAGONAL_NAMES = {"z", "s", "sdg", "t", "tdg", "rz", "p", "u1", "cz", "cp", "crz", "cu1",
-                  "rzz", "ccz", "cs", "csdg"}
+DIAGONAL_NAMES = {
+    "z",
+    "s",
+    "sdg",
+    "t",
+    "tdg",
+    "rz",
+    "p",
+    "u1",
+    "cz",
+    "cp",
+    "crz",
+    "cu1",
+    "rzz",
+    "ccz",
+    "cs",
+    "csdg",
+}
 
 
 @pytest.mark.parametrize("name", sorted(DIAGONAL_NAMES))
@@ -203,8 +230,10 @@ def test_diagonal_gates_are_flagged(name):
 
 def test_diagonal_flags_and_controls_are_consistent():
     qc = random_circuit(7, 30, max_operands=4, seed=11)
-    for inst in random_circuit(5, 10, seed=3).data:
-        qc.append(inst.operation.control(2, ctrl_state=2), [5, 6] + [q._index for q in inst.qubits])
+    extra = random_circuit(5, 10, seed=3)
+    for inst in extra.data:
+        targets = [extra.find_bit(q).index for q in inst.qubits]
+        qc.append(inst.operation.control(2, ctrl_state=2, annotated=True), [5, 6, *targets])
     ops = [op for op in lower(qc).ops if isinstance(op, Gate)]
     assert ops
     for op in ops:
@@ -316,8 +345,19 @@ def test_measure_and_reset_are_lowered():
 
 
 @pytest.mark.parametrize(
-    "spec", ["qft:5", "ghz:6", "qpe:6", "qpe:4:0.3", "trotter:5:3", "trotter:4:2:0.25",
-             "qaoa:5:2", "qaoa:2:1:7", "random:5:6", "random:4:5:9"]
+    "spec",
+    [
+        "qft:5",
+        "ghz:6",
+        "qpe:6",
+        "qpe:4:0.3",
+        "trotter:5:3",
+        "trotter:4:2:0.25",
+        "qaoa:5:2",
+        "qaoa:2:1:7",
+        "random:5:6",
+        "random:4:5:9",
+    ],
 )
 def test_builtins_match_statevector(spec):
     qc = load_qiskit(spec)
@@ -352,8 +392,11 @@ def test_builtins_are_deterministic():
     for spec in ("random:5:4:3", "qaoa:4:2:1"):
         a, b = load_circuit(spec), load_circuit(spec)
         assert len(a.ops) == len(b.ops)
-        assert all(np.array_equal(x.matrix, y.matrix) for x, y in zip(a.ops, b.ops, strict=True)
-                   if isinstance(x, Gate))
+        assert all(
+            np.array_equal(x.matrix, y.matrix)
+            for x, y in zip(a.ops, b.ops, strict=True)
+            if isinstance(x, Gate)
+        )
 
 
 # -- OpenQASM ----------------------------------------------------------------------------
@@ -432,10 +475,14 @@ def test_every_builtin_is_listed_in_errors():
 @pytest.mark.parametrize(
     "source,message",
     [
-        ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nh q[0]\ncx q[0],q[1];\n',
-         "OpenQASM 2 parse error"),
-        ('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\ncx q[0] q[1];\n',
-         "line 4, column 9"),
+        (
+            'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nh q[0]\ncx q[0],q[1];\n',
+            "OpenQASM 2 parse error",
+        ),
+        (
+            'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\ncx q[0] q[1];\n',
+            "line 4, column 9",
+        ),
         ('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nfoo q[0];\n', "'foo'"),
         ("OPENQASM 4.0;\n", "OpenQASM version 4 is not supported"),
     ],

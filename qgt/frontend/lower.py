@@ -30,19 +30,25 @@ import numpy as np
 import qiskit.circuit as qk
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import (
+    AnnotatedOperation,
     BoxOp,
     ClassicalRegister,
     Clbit,
     ControlFlowOp,
     ControlledGate,
+    ControlModifier,
     IfElseOp,
+    InverseModifier,
     ParameterExpression,
+    PowerModifier,
 )
 from qiskit.circuit.classical import expr, types
 from qiskit.circuit.library import (
     CUGate,
     DiagonalGate,
+    IGate,
     SwapGate,
+    UGate,
     UnitaryGate,
     get_standard_gate_name_mapping,
 )
@@ -178,11 +184,13 @@ class _Lowerer:
             )
         qmap = dict(zip(body.qubits, qubits, strict=True))
         cmap = dict(zip(body.clbits, clbits, strict=True))
+        # a definition's (or a control-flow body's) global phase is only global to the body
+        self.phase(_angle(body.global_phase, f"the global phase of '{body.name}'"), ctx)
         self.block(body, qmap, cmap, ctx)
 
     def instruction(self, op, qubits, clbits, cmap, ctx: _Context, name=None) -> None:
         kind = op.name
-        if kind in ("barrier", "delay", "id"):
+        if isinstance(op, (qk.Barrier, qk.Delay, IGate)):
             return
         if isinstance(op, IfElseOp):
             self.if_else(op, qubits, clbits, cmap, ctx)
@@ -201,7 +209,9 @@ class _Lowerer:
         elif isinstance(op, ControlledGate) and (
             op.num_qubits == op.num_ctrl_qubits + op.base_gate.num_qubits
         ):
-            self.controlled(op, qubits, cmap, ctx)
+            self.controlled(op, qubits, cmap, ctx, name)
+        elif isinstance(op, AnnotatedOperation):
+            self.annotated(op, qubits, clbits, cmap, ctx)
         elif isinstance(op, SwapGate):
             if ctx.controls:
                 self.emit(name or "swap", qubits, op.to_matrix(), ctx)
@@ -219,22 +229,68 @@ class _Lowerer:
             self.emit(name or "unitary", qubits, op.to_matrix(), ctx)
         elif kind in _NATIVE_MATRIX and op.base_class is _STANDARD[kind].base_class:
             self.emit(name or kind, qubits, self.matrix_of(op), ctx)
-        elif getattr(op, "definition", None) is not None:
-            definition = op.definition
-            self.phase(_angle(definition.global_phase, f"the definition of '{kind}'"), ctx)
-            self.sub_block(definition, qubits, clbits, ctx.deeper())
         else:
-            self.transpiled(op, qubits, clbits, ctx)
+            self.defined(op, qubits, clbits, ctx)
 
-    def controlled(self, op: ControlledGate, qubits, cmap, ctx: _Context) -> None:
+    def controlled(self, op: ControlledGate, qubits, cmap, ctx: _Context, name) -> None:
         n_ctrl = op.num_ctrl_qubits
-        values = [(op.ctrl_state >> i) & 1 for i in range(n_ctrl)]
-        inner = ctx.controlled(qubits[:n_ctrl], values)
+        inner = ctx.controlled(qubits[:n_ctrl], _bits(op.ctrl_state, n_ctrl))
+        base = op.base_gate
         if isinstance(op, CUGate):
             # cu's fourth parameter gamma is a phase on the controlled block that its
             # base gate (a plain u) does not carry
             self.phase(_angle(op.params[3], "the gamma of a cu gate"), inner)
-        self.instruction(op.base_gate, qubits[n_ctrl:], [], cmap, inner, name=op.name)
+        elif isinstance(base, UGate) and len(base.params) == 4:
+            # a cu controlled further keeps gamma as a fourth parameter of its base u
+            self.phase(_angle(base.params[3], "the gamma of a controlled cu gate"), inner)
+            base = UGate(*base.params[:3])
+        standard = _STANDARD.get(base.name)
+        if (
+            standard is not None
+            and base.base_class is standard.base_class
+            and len(base.params) != len(standard.params)
+        ):
+            # some other inconsistent base gate: trust the definition instead
+            self.defined(op, qubits, [], ctx)
+            return
+        self.instruction(base, qubits[n_ctrl:], [], cmap, inner, name=name or op.name)
+
+    def annotated(self, op: AnnotatedOperation, qubits, clbits, cmap, ctx: _Context) -> None:
+        """``gate.control(k)`` gives an AnnotatedOperation from Qiskit 3 on: its control
+        modifiers become controls (the last modifier's controls come first in the qubit
+        list), inverse and power modifiers act on the base, with which controls commute."""
+        controls: list[int] = []
+        values: list[int] = []
+        for modifier in reversed(op.modifiers):
+            if isinstance(modifier, ControlModifier):
+                k = modifier.num_ctrl_qubits
+                controls += qubits[len(controls) : len(controls) + k]
+                values += _bits(modifier.ctrl_state, k)
+        base = op.base_op
+        try:
+            for modifier in op.modifiers:
+                if isinstance(modifier, InverseModifier):
+                    base = base.inverse()
+                elif isinstance(modifier, PowerModifier):
+                    base = base.power(modifier.power)
+        except Exception:  # no closed form for this base: let qiskit synthesise it
+            base = None
+        if base is None or any(
+            not isinstance(m, (ControlModifier, InverseModifier, PowerModifier))
+            for m in op.modifiers
+        ):
+            self.defined(op, qubits, clbits, ctx)
+            return
+        inner = ctx.controlled(controls, values)
+        self.instruction(base, qubits[len(controls) :], clbits, cmap, inner)
+
+    def defined(self, op, qubits, clbits, ctx: _Context) -> None:
+        """Lower ``op`` through its definition, or failing that through transpile."""
+        definition = getattr(op, "definition", None)
+        if definition is None:
+            self.transpiled(op, qubits, clbits, ctx)
+            return
+        self.sub_block(definition, qubits, clbits, ctx.deeper())
 
     def transpiled(self, op, qubits, clbits, ctx: _Context) -> None:
         """Last resort for an instruction without a definition: qiskit's equivalence library."""
@@ -249,7 +305,6 @@ class _Lowerer:
             ) from exc
         if any(inst.operation.name == op.name for inst in basic.data):
             raise CircuitError(f"cannot simulate instruction '{op.name}': it has no definition")
-        self.phase(_angle(basic.global_phase, f"the decomposition of '{op.name}'"), ctx)
         self.sub_block(basic, qubits, clbits, ctx.deeper())
 
     # -- classical control --------------------------------------------------------------
@@ -321,6 +376,10 @@ class _Lowerer:
             return np.asarray(op.to_matrix(), dtype=complex)
         except Exception as exc:  # e.g. a parameter that is not a number
             raise CircuitError(f"cannot compute the matrix of '{op.name}': {exc}") from exc
+
+
+def _bits(value: int, k: int) -> list[int]:
+    return [(value >> i) & 1 for i in range(k)]
 
 
 def _condition_terms(condition, cmap) -> tuple[list, list]:

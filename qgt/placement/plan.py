@@ -188,7 +188,8 @@ def plan_bindings(topology: Topology, strategy: str, ranks_per_node: int) -> lis
         return _unbound(topology, ranks_per_node)
 
     nranks = ranks_per_node
-    domains = _domains(topology, strategy)
+    # A topology that reports no NUMA node or package with CPUs is treated as one domain.
+    domains = _domains(topology, strategy) or [_Domain("node", topology.cores)]
     if nranks > len(topology.cores):
         raise UserError(
             f"binding '{strategy}' gives every rank at least one core of its own, but "
