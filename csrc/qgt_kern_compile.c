@@ -153,6 +153,10 @@ static int compile_uniform(qk_op *op, int nt, const double *m)
         }
     }
     op->rstart[dim] = t;
+    op->real = 1;
+    for (int i = 0; i < t; i++)
+        op->real &= op->ci[i] == 0.0;
+    op->dense = t == dim * dim;
     return QGT_KERN_OK;
 }
 

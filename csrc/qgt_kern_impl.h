@@ -169,6 +169,8 @@ typedef struct {
     uint64_t ubits; /* high buffer bits the op pins (fm | high targets) */
     /* QK_D1H/QK_D2H/QK_DGU: scalar coefficients; DGU keeps sparse rows */
     double *cr, *ci;
+    int real;  /* every ci is 0: half the FMAs and no shuffles */
+    int dense; /* DGU rows are full: no column indirection */
     int *rstart, *tcol, *ts;
     /* QK_DGL and QK_D1L: lane vectors, ci already signed; ts = lane xor */
     qk_vd *vcr, *vci;

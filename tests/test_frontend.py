@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.circuit import Gate as QiskitGate
-from qiskit.circuit import Parameter
+from qiskit.circuit import IfElseOp, Parameter
 from qiskit.circuit.classical import expr
 from qiskit.circuit.library import (
     DiagonalGate,
@@ -24,7 +24,7 @@ from qiskit.circuit.library import (
     get_standard_gate_name_mapping,
 )
 from qiskit.circuit.random import random_circuit
-from qiskit.quantum_info import Operator, Statevector, random_unitary
+from qiskit.quantum_info import Operator, Statevector, random_clifford, random_unitary
 
 from qgt.errors import CircuitError
 from qgt.frontend import (
@@ -184,6 +184,7 @@ def test_library_gates_without_native_form():
     qc.append(QFTGate(3), [1, 3, 0])
     qc.rcccx(0, 1, 2, 3)
     qc.append(MCXGate(3).inverse(), [3, 2, 1, 0])
+    qc.append(random_clifford(2, seed=3), [2, 0])  # no definition: lowered through transpile
     assert_matches_qiskit(qc)
 
 
@@ -326,6 +327,34 @@ def test_if_on_clbit_expressions_and_nesting(value):
         if value & 2:
             expected.z(3)
     state, _ = simulate_reference(lower(qc), rng=0)
+    np.testing.assert_allclose(state, Statevector(expected).data, atol=ATOL)
+
+
+@pytest.mark.parametrize("value", [0, 1])
+def test_if_body_global_phase_is_conditional(value):
+    qc = prepare_and_measure(value, 1, 2)
+    body = QuantumCircuit([qc.qubits[1]], global_phase=0.5)
+    body.h(qc.qubits[1])
+    qc.append(IfElseOp((qc.clbits[0], 1), body), [qc.qubits[1]], [])
+    expected = QuantumCircuit(2, global_phase=0.5 * value)
+    if value:
+        expected.x(0)
+        expected.h(1)
+    state, _ = simulate_reference(lower(qc), rng=0)
+    np.testing.assert_allclose(state, Statevector(expected).data, atol=ATOL)
+
+
+def test_qasm2_classical_condition(tmp_path):
+    path = tmp_path / "cond.qasm"
+    path.write_text(
+        'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
+        "x q[0];\nmeasure q[0] -> c[0];\nif(c==1) h q[1];\nif(c==2) x q[1];\n"
+    )
+    state, clbits = simulate_reference(load_circuit(str(path)), rng=0)
+    expected = QuantumCircuit(2)
+    expected.x(0)
+    expected.h(1)
+    assert clbits == 1
     np.testing.assert_allclose(state, Statevector(expected).data, atol=ATOL)
 
 

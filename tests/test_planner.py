@@ -40,11 +40,11 @@ def test_qft_and_swaps_match(ranks, w, c0):
     assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 4])
-def test_expectations_match(ranks):
+@pytest.mark.parametrize("ranks,w", [(1, 4), (2, 4), (4, 4), (4, 16), (8, 16)])
+def test_expectations_match(ranks, w):
     qc = random_circuit(7, 6, seed=11)
-    labels = ["XIZYIIX", "ZZZZZZZ", "YIIIIIY", "IIIXIII"]
-    plan = make_plan(lower(qc), ranks, block_qubits=4, page_qubits=1, observables=labels)
+    labels = ["XIZYIIX", "ZZZZZZZ", "YIIIIIY", "IIIXIII", "XXXIIII"]
+    plan = make_plan(lower(qc), ranks, block_qubits=w, page_qubits=1, observables=labels)
     _, ex = run_plan(plan)
     sv = Statevector(qc)
     for i, lab in enumerate(labels):

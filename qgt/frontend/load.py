@@ -145,9 +145,10 @@ def load_qasm(path) -> QuantumCircuit:
     version = _qasm_version(source)
     if version == 2:
         try:
-            qc = qasm2.loads(
-                source,
-                include_path=(path.parent, *qasm2.LEGACY_INCLUDE_PATH),
+            # load (not loads) so that includes resolve next to the file and messages name it
+            qc = qasm2.load(
+                path,
+                include_path=qasm2.LEGACY_INCLUDE_PATH,
                 custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS,
                 custom_classical=qasm2.LEGACY_CUSTOM_CLASSICAL,
             )

@@ -4,7 +4,8 @@ Called by ``qgt.frontend.load.load_circuit`` (and by tests).  This and the rest 
 ``qgt.frontend`` are the only modules that import qiskit.
 
 What the planner needs from a gate is its target qubits, its controls and whether its matrix
-is diagonal (see docs on the three index-bit tiers), so lowering keeps that structure:
+is diagonal (the rules that decide what moves between tiers), so lowering keeps that
+structure:
 
 - a ``ControlledGate`` (cx, cp, ccx, mcx, mcp, cswap, any ``gate.control(k)``) becomes its
   base gate plus controls and control values, never one bigger matrix;
@@ -46,6 +47,7 @@ from qiskit.circuit.classical import expr, types
 from qiskit.circuit.library import (
     CUGate,
     DiagonalGate,
+    GlobalPhaseGate,
     IGate,
     SwapGate,
     UGate,
@@ -204,7 +206,7 @@ class _Lowerer:
             )
         elif isinstance(op, (qk.Measure, qk.Reset)):
             self.collapse(op, qubits, clbits, ctx)
-        elif kind == "global_phase":
+        elif isinstance(op, GlobalPhaseGate):
             self.phase(_angle(op.params[0], "a global_phase gate"), ctx)
         elif isinstance(op, ControlledGate) and (
             op.num_qubits == op.num_ctrl_qubits + op.base_gate.num_qubits

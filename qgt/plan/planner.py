@@ -92,8 +92,8 @@ class _Planner:
 
     # ---- global swaps ----------------------------------------------------------
     def _bring_local(self, needed: list[int], items) -> None:
-        """One GlobalSwap making the rank-resident qubits of ``needed`` local (those
-        first in ``needed`` win when there are not enough evictable local bits)."""
+        """One GlobalSwap making every qubit of ``needed`` local (none of them is
+        evicted), plus, room permitting, the rank-resident qubits needed soon after."""
         lay = self.layout
         window = set(self._upcoming(items, self.L - self.c0)) | set(needed)
         incoming = [q for q in needed if not lay.is_local(q)]
@@ -216,9 +216,8 @@ class _Planner:
             if isinstance(head, Measure):
                 items = self._measure(items)
                 continue
-            missing = [q for q in _moving(head) if not self.layout.is_local(q)]
-            if missing:
-                self._bring_local(missing, items)
+            if any(not self.layout.is_local(q) for q in _moving(head)):
+                self._bring_local(list(_moving(head)), items)
             before = len(items)
             items = self._sweep(items, self._working_set(items))
             if len(items) == before:
@@ -228,9 +227,8 @@ class _Planner:
     def expectations(self, observables: list[str]) -> None:
         for i, label in enumerate(observables):
             xq, zq, ny = parse_pauli(label, self.n)
-            missing = [q for q in xq if not self.layout.is_local(q)]
-            if missing:
-                self._bring_local(missing, [])
+            if any(not self.layout.is_local(q) for q in xq):
+                self._bring_local(xq, [])  # all of xq: none of them may be evicted
             phys = self.layout.phys
             xmask = sum(1 << phys[q] for q in xq)
             zmask = sum(1 << phys[q] for q in zq)

@@ -1,0 +1,229 @@
+/* qgt_kern_sweep.c -- the cache-blocked pass over a slice, and apply_block.
+ *
+ * Called through qgt_kern_sweep / qgt_kern_apply_block by qgt/_kern.pyx.
+ *
+ * The slice is cut into units: the 2^w amplitudes that share every local bit
+ * outside W.  A unit is gathered into a thread-private 64-byte aligned buffer
+ * in runs: when wmap starts with 0..r-1 each run is 2^r contiguous
+ * amplitudes.  When W is exactly {0..w-1} a unit is already contiguous and is
+ * worked on in place, with no copy.
+ *
+ *   slice:  [ unit 0 | unit 1 | ... ]          W = {0..w-1}: in place
+ *   slice:  [a0 a1 .. b0 b1 .. a2 a3 .. b2 ..]  W = {0, 1, 4, ..}: runs of 4
+ *           gather a* -> buffer, apply ops, scatter back
+ *
+ * Units whose ops all skip (controls or phases outside W rule them out) are
+ * not touched.  Threads share out units; when there are fewer units than
+ * threads (w close to L) they instead share each op inside the one unit,
+ * by pinning extra free high bits (qk_apply_op's xfm/xfv).
+ */
+#include "qgt_kern_impl.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void qk_apply_op(const qk_op *op, double *buf, int w, uint64_t base, uint64_t xfm,
+                 uint64_t xfv)
+{
+    const uint64_t fm = op->fm | xfm, fv = op->fv | xfv;
+    switch (op->kind) {
+    case QK_DIAG:
+        qk_diag(op, buf, w, fm, fv, qk_oi(op, base));
+        break;
+    case QK_X:
+        qk_x(op, buf, w, fm, fv);
+        break;
+    case QK_D1H:
+        qk_d1h(op, buf, w, fm, fv);
+        break;
+    case QK_D1L:
+        qk_d1l(op, buf, w, fm, fv);
+        break;
+    case QK_D2H:
+        qk_d2h(op, buf, w, fm, fv);
+        break;
+    case QK_DGU:
+        qk_dgu(op, buf, w, fm, fv);
+        break;
+    case QK_DGL:
+        qk_dgl(op, buf, w, fm, fv);
+        break;
+    case QK_SCALAR:
+        qk_scalar(op, buf, w, base, xfm, xfv);
+        break;
+    default:
+        break;
+    }
+}
+
+static int unit_active(const qgt_kern_prog *p, uint64_t base)
+{
+    for (size_t k = 0; k < p->nops; k++)
+        if (qk_active(&p->ops[k], base))
+            return 1;
+    return 0;
+}
+
+static void run_unit(const qgt_kern_prog *p, double *buf, uint64_t base)
+{
+    for (size_t k = 0; k < p->nops; k++)
+        if (qk_active(&p->ops[k], base))
+            qk_apply_op(&p->ops[k], buf, p->w, base, 0, 0);
+}
+
+/* n amplitudes; short runs are copied inline, long ones by memcpy */
+static inline void copy_run(double *dst, const double *src, size_t n)
+{
+    if (n >= 32) {
+        memcpy(dst, src, n * 2 * sizeof(double));
+        return;
+    }
+    for (size_t i = 0; i < 2 * n; i++)
+        dst[i] = src[i];
+}
+
+/* whi: physical bits of W above the contiguous low run of r bits */
+static void gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int r)
+{
+    const size_t rl = (size_t)1 << r;
+    uint64_t f = 0;
+    do {
+        copy_run(buf, state + 2 * (bl | f), rl);
+        buf += 2 * rl;
+        f = QK_NEXT(f, whi);
+    } while (f);
+}
+
+static void scatter(const double *buf, double *state, uint64_t bl, uint64_t whi, int r)
+{
+    const size_t rl = (size_t)1 << r;
+    uint64_t f = 0;
+    do {
+        copy_run(state + 2 * (bl | f), buf, rl);
+        buf += 2 * rl;
+        f = QK_NEXT(f, whi);
+    } while (f);
+}
+
+static int ceil_log2(int n)
+{
+    int s = 0;
+    while ((1 << s) < n)
+        s++;
+    return s;
+}
+
+/* One unit, its ops shared by nthreads: each op is cut into 2^s pieces by
+ * pinning the s highest buffer bits it leaves free. */
+static void run_unit_split(const qgt_kern_prog *p, double *buf, uint64_t base, int nthreads)
+{
+    const int w = p->w;
+    int want = ceil_log2(nthreads);
+    if ((1 << want) != nthreads)
+        want += 2; /* more pieces than threads evens out the remainder */
+#pragma omp parallel num_threads(nthreads)
+    for (size_t k = 0; k < p->nops; k++) {
+        const qk_op *op = &p->ops[k];
+        if (!qk_active(op, base))
+            continue;
+        uint64_t avail = qk_lowmask(w) & ~qk_lowmask(QK_LVW) & ~op->ubits;
+        uint64_t split = 0;
+        for (int s = 0; s < want && avail; s++) {
+            const uint64_t top = (uint64_t)1 << (63 - __builtin_clzll(avail));
+            split |= top;
+            avail &= ~top;
+        }
+        const long npieces = 1L << __builtin_popcountll(split);
+#pragma omp for schedule(static)
+        for (long piece = 0; piece < npieces; piece++)
+            qk_apply_op(op, buf, w, base, split, qk_pdep((uint64_t)piece, split));
+    }
+}
+
+int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
+                   int nthreads)
+{
+    if (!state || !p || L < 0 || L > 62 || nthreads < 1)
+        return QGT_KERN_ERR_BAD_ARG;
+    if (rank_base & qk_lowmask(L))
+        return QGT_KERN_ERR_BAD_ARG;
+    const int w = p->w;
+    if (w > L || (w && p->wmap[w - 1] >= L))
+        return QGT_KERN_ERR_BAD_WMAP;
+    if (p->nops == 0)
+        return QGT_KERN_OK;
+    const uint64_t om = qk_lowmask(L) & ~p->wmask; /* local bits outside W */
+    const long nunits = 1L << (L - w);
+    int r = 0;
+    while (r < w && p->wmap[r] == r)
+        r++;
+    const int inplace = r == w;
+    const uint64_t whi = p->wmask & ~qk_lowmask(r);
+    const size_t bytes = ((size_t)16) << w;
+    int err = QGT_KERN_OK;
+
+    if (nunits < nthreads && w >= QK_LVW + 1) {
+        double *buf = inplace ? NULL : aligned_alloc(64, bytes);
+        if (!inplace && !buf)
+            return QGT_KERN_ERR_NOMEM;
+        for (long u = 0; u < nunits; u++) {
+            const uint64_t bl = qk_pdep((uint64_t)u, om), base = rank_base | bl;
+            if (!unit_active(p, base))
+                continue;
+            double *b = inplace ? state + 2 * bl : buf;
+            if (!inplace)
+                gather(b, state, bl, whi, r);
+            run_unit_split(p, b, base, nthreads);
+            if (!inplace)
+                scatter(b, state, bl, whi, r);
+        }
+        free(buf);
+        return QGT_KERN_OK;
+    }
+
+    /* dynamic chunks of ~16k amplitudes: skipped units would unbalance a
+     * static split (a control on an outside bit idles half the threads) */
+    const long chunk = w >= 14 ? 1 : 1L << (14 - w);
+    (void)chunk; /* unused when built without OpenMP */
+#pragma omp parallel num_threads(nthreads)
+    {
+        double *buf = NULL;
+        int ok = 1;
+        if (!inplace) {
+            buf = aligned_alloc(64, bytes);
+            if (!buf) {
+                ok = 0;
+#pragma omp atomic write
+                err = QGT_KERN_ERR_NOMEM;
+            }
+        }
+#pragma omp for schedule(dynamic, chunk)
+        for (long u = 0; u < nunits; u++) {
+            if (!ok)
+                continue;
+            const uint64_t bl = qk_pdep((uint64_t)u, om), base = rank_base | bl;
+            if (!unit_active(p, base))
+                continue;
+            if (inplace) {
+                run_unit(p, state + 2 * bl, base);
+            } else {
+                gather(buf, state, bl, whi, r);
+                run_unit(p, buf, base);
+                scatter(buf, state, bl, whi, r);
+            }
+        }
+        free(buf);
+    }
+    return err;
+}
+
+int qgt_kern_apply_block(double *buf, uint64_t base, const qgt_kern_prog *p)
+{
+    if (!buf || !p)
+        return QGT_KERN_ERR_BAD_ARG;
+    if (base & p->wmask)
+        return QGT_KERN_ERR_BAD_BASE;
+    run_unit(p, buf, base);
+    return QGT_KERN_OK;
+}

@@ -1,0 +1,322 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Thin Python face of the C kernels in csrc/qgt_kern*.c (named after them).
+
+Callers: the runtime's sweep executor and reductions, and the out-of-core page
+store (``apply_block``).  This module only checks buffers (dtype, contiguity,
+length), releases the GIL around the C call, and turns C status codes into
+exceptions through the single table ``_ERRORS``.  Arguments that break the
+kernels' contract are bugs in the caller, so they raise InternalError.
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport calloc, free
+
+from qgt.errors import CapacityError, InternalError
+
+cnp.import_array()
+
+KIND_DENSE = QGT_KERN_DENSE
+KIND_DIAG = QGT_KERN_DIAG
+KIND_SWAPBITS = QGT_KERN_SWAPBITS
+MAX_TARGETS = QGT_KERN_MAX_TARGETS
+MAX_MARGINAL = QGT_KERN_MAX_MARGINAL
+
+# status code -> (exception class, message): the one place C errors are named
+_ERRORS = {
+    QGT_KERN_ERR_BAD_ARG: (InternalError, "kernel argument out of range"),
+    QGT_KERN_ERR_BAD_WMAP: (
+        InternalError,
+        "working set must be strictly ascending physical bits below L",
+    ),
+    QGT_KERN_ERR_BAD_OP: (
+        InternalError,
+        "malformed op: bad kind or target count, repeated target, control on a "
+        "target, or control value outside the control mask",
+    ),
+    QGT_KERN_ERR_TARGET_OUTSIDE: (
+        InternalError,
+        "a dense or swap target is not in the sweep's working set",
+    ),
+    QGT_KERN_ERR_XMASK_RANK: (
+        InternalError,
+        "pauli_expect: an X or Y acts on a rank bit; it must be made local first",
+    ),
+    QGT_KERN_ERR_NOMEM: (
+        CapacityError,
+        "the kernels could not allocate a scratch buffer; give the job more memory "
+        "or lower the working-set size",
+    ),
+    QGT_KERN_ERR_UNSORTED: (
+        InternalError,
+        "sample targets must be non-negative and sorted ascending",
+    ),
+    QGT_KERN_ERR_ZERO_NORM: (InternalError, "sampling from a slice of zero norm"),
+    QGT_KERN_ERR_BAD_BASE: (
+        InternalError,
+        "apply_block: base index has bits inside the working set",
+    ),
+}
+
+
+cdef int _check(int rc) except -1:
+    if rc == QGT_KERN_OK:
+        return 0
+    cls, msg = _ERRORS.get(rc, (InternalError, f"unknown kernel status {rc}"))
+    raise cls(msg)
+
+
+cdef uint64_t _u64(object x, str name) except? 0:
+    try:
+        v = int(x)
+    except (TypeError, ValueError):
+        raise InternalError(f"{name} must be an int, got {x!r}") from None
+    if v < 0 or v >= (1 << 64):
+        raise InternalError(f"{name}={v} does not fit in 64 unsigned bits")
+    return <uint64_t>v
+
+
+cdef int _int(object x, str name, long lo, long hi) except? -1:
+    try:
+        v = int(x)
+    except (TypeError, ValueError):
+        raise InternalError(f"{name} must be an int, got {x!r}") from None
+    if v < lo or v > hi:
+        raise InternalError(f"{name}={v} is outside [{lo}, {hi}]")
+    return <int>v
+
+
+cdef char *_data(object arr, str name, object dtype, bint writable) except NULL:
+    """The data pointer of a 1-D C-contiguous array of ``dtype``."""
+    if not isinstance(arr, np.ndarray):
+        raise InternalError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    cdef cnp.ndarray a = <cnp.ndarray>arr
+    if a.dtype != dtype or a.ndim != 1 or not a.flags.c_contiguous:
+        raise InternalError(
+            f"{name} must be a 1-D C-contiguous {np.dtype(dtype).name} array, "
+            f"got {arr.dtype} with shape {arr.shape}"
+        )
+    if writable and not a.flags.writeable:
+        raise InternalError(f"{name} is read-only")
+    if a.shape[0] == 0:
+        raise InternalError(f"{name} is empty")
+    return <char *>cnp.PyArray_DATA(a)
+
+
+cdef class _Prog:
+    """Owns one compiled program; shared by reference so a cached program
+    is not freed while another thread still runs it."""
+
+    def __dealloc__(self):
+        qgt_kern_prog_free(self.ptr)
+        self.ptr = NULL
+
+
+cdef class OpList:
+    """The ops of one sweep, packed for C; keeps their matrices alive.
+
+    ``ops`` holds tuples ``(kind, targets, ctrl_mask, ctrl_val, matrix)``:
+    DENSE takes a 2^k x 2^k matrix (row/column bit j <-> targets[j]), DIAG the
+    2^k diagonal, SWAPBITS two targets and any (e.g. empty) matrix.  Controls
+    are masks over global physical bits.  The compiled form for a working
+    set is cached, so sweeping or applying blocks again with the same wmap
+    costs no recompilation.
+    """
+
+    def __init__(self, ops):
+        ops = list(ops)
+        self._keep = []
+        self._n = len(ops)
+        self._ops = <qgt_kern_op *>calloc(max(self._n, 1), sizeof(qgt_kern_op))
+        if self._ops == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t i
+        cdef int j, kind, nt
+        cdef cnp.ndarray m
+        for i, op in enumerate(ops):
+            try:
+                kind_o, targets, cmask, cval, matrix = op
+            except (TypeError, ValueError):
+                raise InternalError(f"op {i} is not (kind, targets, ctrl_mask, ctrl_val, "
+                                    f"matrix): {op!r}") from None
+            kind = _int(kind_o, "op kind", 0, 2)
+            targets = tuple(targets)
+            nt = len(targets)
+            if nt > QGT_KERN_MAX_TARGETS:
+                raise InternalError(f"op {i} has {nt} targets; the kernels take at most "
+                                    f"{QGT_KERN_MAX_TARGETS}")
+            self._ops[i].kind = kind
+            self._ops[i].nt = nt
+            for j in range(nt):
+                self._ops[i].targets[j] = _int(targets[j], "target", 0, 63)
+            self._ops[i].ctrl_mask = _u64(cmask, "ctrl_mask")
+            self._ops[i].ctrl_val = _u64(cval, "ctrl_val")
+            if kind == QGT_KERN_SWAPBITS:
+                self._ops[i].mat = NULL
+                continue
+            want = (1 << (2 * nt)) if kind == QGT_KERN_DENSE else (1 << nt)
+            try:
+                m = np.ascontiguousarray(matrix, dtype=np.complex128).reshape(-1)
+            except (TypeError, ValueError) as exc:
+                raise InternalError(f"op {i}: matrix is not complex numbers: {exc}") from None
+            if m.shape[0] != want:
+                raise InternalError(f"op {i}: matrix has {m.shape[0]} entries, "
+                                    f"expected {want} for {nt} targets")
+            self._keep.append(m)
+            self._ops[i].mat = <const double *>cnp.PyArray_DATA(m)
+
+    def __dealloc__(self):
+        free(self._ops)
+
+    def __len__(self):
+        return self._n
+
+    cdef _Prog _prog_for(self, object wmap):
+        key = tuple(int(b) for b in wmap)
+        if self._prog is not None and key == self._wkey:
+            return self._prog
+        cdef int w = len(key)
+        if w > 62:
+            raise InternalError(f"working set of {w} bits is too large")
+        cdef int32_t wm[64]
+        cdef int j
+        for j in range(w):
+            wm[j] = _int(key[j], "wmap entry", 0, 62)
+        cdef _Prog prog = _Prog.__new__(_Prog)
+        cdef int rc
+        with nogil:
+            rc = qgt_kern_compile(self._ops, <size_t>self._n, w, wm, &prog.ptr)
+        _check(rc)
+        self._prog = prog
+        self._wkey = key
+        return prog
+
+
+def sweep(state, L, rank_base, wmap, OpList ops not None, nthreads):
+    """Apply ``ops`` to the whole slice (2^L amplitudes) in one cache-blocked pass
+    over units of the working set ``wmap`` (ascending physical local bits)."""
+    cdef double *p = <double *>_data(state, "state", np.complex128, True)
+    cdef int L_ = _int(L, "L", 0, 62)
+    if state.shape[0] != (1 << L_):
+        raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
+    cdef uint64_t rb = _u64(rank_base, "rank_base")
+    cdef int nt = _int(nthreads, "nthreads", 1, 1 << 16)
+    cdef _Prog prog = ops._prog_for(wmap)
+    cdef int rc
+    with nogil:
+        rc = qgt_kern_sweep(p, L_, rb, prog.ptr, nt)
+    _check(rc)
+
+
+def apply_block(buf, wmap, base, OpList ops not None):
+    """Apply ``ops`` to one gathered unit: ``buf`` holds the 2^len(wmap)
+    amplitudes of global base index ``base`` (buffer bit j <-> wmap[j])."""
+    cdef double *p = <double *>_data(buf, "buf", np.complex128, True)
+    w = len(wmap)
+    if w > 62 or buf.shape[0] != (1 << w):
+        raise InternalError(f"buf has {buf.shape[0]} amplitudes, expected 2^{w}")
+    cdef uint64_t b = _u64(base, "base")
+    cdef _Prog prog = ops._prog_for(wmap)
+    cdef int rc
+    with nogil:
+        rc = qgt_kern_apply_block(p, b, prog.ptr)
+    _check(rc)
+
+
+def marginal(state, L, rank_base, bits, nthreads):
+    """Joint probabilities of physical ``bits`` (out index bit j <-> bits[j]),
+    summed over this slice; rank bits are constant per slice."""
+    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
+    cdef int L_ = _int(L, "L", 0, 62)
+    if state.shape[0] != (1 << L_):
+        raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
+    cdef uint64_t rb = _u64(rank_base, "rank_base")
+    cdef int nt = _int(nthreads, "nthreads", 1, 1 << 16)
+    bits = list(bits)
+    cdef int nb = len(bits)
+    if nb > QGT_KERN_MAX_MARGINAL:
+        raise InternalError(f"marginal of {nb} bits; at most {QGT_KERN_MAX_MARGINAL}")
+    cdef int32_t bb[16]
+    cdef int j
+    for j in range(nb):
+        bb[j] = _int(bits[j], "bit", 0, 63)
+    out = np.empty(1 << nb, dtype=np.float64)
+    cdef double *o = <double *>cnp.PyArray_DATA(out)
+    cdef int rc
+    with nogil:
+        rc = qgt_kern_marginal(p, L_, rb, bb, nb, o, nt)
+    _check(rc)
+    return out
+
+
+def pauli_expect(state, L, rank_base, xmask, zmask, nthreads):
+    """sum_i conj(a_i) (-1)^popcount((i ^ xmask) & zmask) a_(i ^ xmask) over this
+    slice, i global; the caller multiplies by i^(number of Y)."""
+    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
+    cdef int L_ = _int(L, "L", 0, 62)
+    if state.shape[0] != (1 << L_):
+        raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
+    cdef uint64_t rb = _u64(rank_base, "rank_base")
+    cdef uint64_t x = _u64(xmask, "xmask")
+    cdef uint64_t z = _u64(zmask, "zmask")
+    cdef int nt = _int(nthreads, "nthreads", 1, 1024)
+    cdef double re = 0.0, im = 0.0
+    cdef int rc
+    with nogil:
+        rc = qgt_kern_pauli_expect(p, L_, rb, x, z, nt, &re, &im)
+    _check(rc)
+    return complex(re, im)
+
+
+def block_norms(state, block, nthreads):
+    """sum of |a|^2 over each run of ``block`` amplitudes."""
+    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
+    cdef size_t n = state.shape[0]
+    cdef size_t bl = _u64(block, "block")
+    if bl == 0 or n % bl:
+        raise InternalError(f"block={bl} does not divide the state length {n}")
+    cdef int nt = _int(nthreads, "nthreads", 1, 1 << 16)
+    out = np.empty(n // bl, dtype=np.float64)
+    cdef double *o = <double *>cnp.PyArray_DATA(out)
+    cdef int rc
+    with nogil:
+        rc = qgt_kern_block_norms(p, n, bl, o, nt)
+    _check(rc)
+    return out
+
+
+def sample_sorted(state, targets):
+    """For each target t (sorted, >= 0), the first local index where the running
+    sum of |a|^2 exceeds t; targets past the end go to the last weighted index."""
+    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
+    cdef size_t n = state.shape[0]
+    t = np.ascontiguousarray(targets, dtype=np.float64)
+    if t.ndim != 1:
+        raise InternalError(f"targets must be 1-D, got shape {t.shape}")
+    cdef size_t ns = t.shape[0]
+    out = np.empty(ns, dtype=np.int64)
+    if ns == 0:
+        return out
+    cdef const double *tp = <const double *>cnp.PyArray_DATA(t)
+    cdef int64_t *o = <int64_t *>cnp.PyArray_DATA(out)
+    cdef int rc
+    with nogil:
+        rc = qgt_kern_sample_sorted(p, n, tp, ns, o)
+    _check(rc)
+    return out
+
+
+def build_info():
+    """How the kernels were compiled (vector width, OpenMP), for run metadata."""
+    return qgt_kern_build_info().decode()
+
+
+def aligned_zeros(n):
+    """A zeroed complex128 array of ``n`` amplitudes starting on a 64-byte
+    boundary (numpy's default is 16): full-vector loads never split a line."""
+    n = int(n)
+    raw = np.zeros(n * 16 + 64, dtype=np.uint8)
+    off = (-raw.ctypes.data) % 64
+    return raw[off:off + n * 16].view(np.complex128)
