@@ -95,5 +95,6 @@ setup(
         "qiskit-qasm3-import",
         "pyhwloc",
     ],
+    extras_require={"test": ["pytest", "pytest-timeout", "ruff"]},
     entry_points={"console_scripts": ["qgt = qgt.cli:main"]},
 )

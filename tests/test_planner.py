@@ -4,9 +4,9 @@ reproduce Qiskit's Statevector, respect the tier rules, and batch swaps."""
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
-from qiskit.synthesis.qft import synth_qft_full
 from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import Pauli, Statevector
+from qiskit.synthesis.qft import synth_qft_full
 
 from qgt.errors import UserError
 from qgt.frontend import load_circuit, lower

@@ -21,7 +21,7 @@ class Layout:
         self.phys = list(range(n_qubits))  # logical -> physical
         self.logical = list(range(n_qubits))  # physical -> logical
 
-    def copy(self) -> "Layout":
+    def copy(self) -> Layout:
         other = Layout(self.n, self.L)
         other.phys = list(self.phys)
         other.logical = list(self.logical)

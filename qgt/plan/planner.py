@@ -29,7 +29,15 @@ from qgt.plan.fusion import fuse
 from qgt.plan.layout import Layout
 from qgt.plan.paulis import parse_pauli
 from qgt.plan.steps import (
-    DENSE, DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Plan, Sweep,
+    DENSE,
+    DIAG,
+    SWAPBITS,
+    ExpectStep,
+    GlobalSwap,
+    MeasureStep,
+    PhysOp,
+    Plan,
+    Sweep,
 )
 
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -337,7 +345,7 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
     obs_x = [q for o in observables for q in parse_pauli(o, n)[0]]
     plan = Plan(
         n_qubits=n, rank_bits=g, block_qubits=w, page_qubits=c0, steps=pl.steps,
-        n_clbits=n_cl, final_layout=pl.layout.as_tuple(),
+        n_clbits=circ.n_clbits, final_layout=pl.layout.as_tuple(),
         terminal=tuple((m.qubit, m.clbit) for m in terminal), trajectories=trajectories,
         lower_bound_exchanges=lower_bound_exchanges(items, n, g, obs_x),
     )

@@ -78,7 +78,7 @@ class Plan:
     block_qubits: int
     page_qubits: int
     steps: list = field(default_factory=list)
-    n_clbits: int = 0
+    n_clbits: int = 0  # the user's; resets measure into hidden bits above these
     final_layout: tuple[int, ...] = ()
     terminal: tuple[tuple[int, int], ...] = ()  # (qubit, clbit) sampled from the final state
     trajectories: bool = False  # mid-circuit collapse: every shot reruns the plan
@@ -105,7 +105,8 @@ class Plan:
     def digest(self) -> str:
         """A hash of the plan's structure and matrices (checkpoints and caches key on it)."""
         h = hashlib.sha256()
-        h.update(repr((self.n_qubits, self.rank_bits, self.block_qubits, self.page_qubits)).encode())
+        shape = (self.n_qubits, self.rank_bits, self.block_qubits, self.page_qubits)
+        h.update(repr(shape).encode())
         for s in self.steps:
             if isinstance(s, Sweep):
                 h.update(repr(("S", s.wbits)).encode())

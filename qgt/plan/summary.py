@@ -64,11 +64,13 @@ def format_plan(plan: Plan, figures: dict, verbose: bool = False) -> str:
         f"global swaps ({figures['swapped_bits']} bits), {figures['measure_steps']} "
         f"measurement steps",
         f"  gates after fusion: {figures['gates']}",
-        f"  global swaps: {figures['global_swaps']} (lower bound {figures['lower_bound_global_swaps']})",
+        f"  global swaps: {figures['global_swaps']} "
+        f"(lower bound {figures['lower_bound_global_swaps']})",
         f"  bytes exchanged per rank: {format_bytes(figures['bytes_exchanged_per_rank'])}",
         f"  state per rank: {format_bytes(figures['state_bytes_per_rank'])}; "
         f"memory per rank: {format_bytes(figures['memory_per_rank'])}",
-        f"  working set: 2^{figures['block_qubits']} amplitudes; runs of 2^{figures['page_qubits']}",
+        f"  working set: 2^{figures['block_qubits']} amplitudes; "
+        f"runs of 2^{figures['page_qubits']}",
         f"  plan hash: {figures['plan_hash']}",
     ]
     if plan.trajectories:
