@@ -26,8 +26,8 @@ static void *qk_alloc(size_t bytes)
 
 static void op_free(qk_op *op)
 {
-    void *ptrs[] = {op->cr,  op->ci, op->rstart, op->tcol, op->ts,     op->vcr,
-                    op->vci, op->fr, op->fi,     op->ones, op->anyact, op->mat};
+    void *ptrs[] = {op->cr, op->ci, op->rstart, op->tcol, op->vcr, op->vci,
+                    op->fr, op->fi, op->ones,   op->anyact, op->mat};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         free(ptrs[i]);
 }
@@ -160,16 +160,18 @@ static int compile_uniform(qk_op *op, int nt, const double *m)
     return QGT_KERN_OK;
 }
 
-/* lane-varying coefficients for ops with targets inside a vector (D1L, DGL).
- * Output lane l of high row rh gets sum over (ch, s) of coef * lane l^s of
- * input ch; low controls are folded in (identity on failing lanes). */
+/* lane-varying coefficients for ops with targets inside a vector (DGL).
+ * Output lane l of high row rh gets the sum over (ch, si) of coef * lane
+ * l ^ s(si) of input ch; low controls are folded in (identity on failing
+ * lanes).  All terms are stored, zeros included, so the kernel's loops have
+ * fixed trip counts. */
 static int compile_lanes(qk_op *op, int nt, const int *tpos, const double *m, uint64_t lcm,
                          uint64_t lcv)
 {
     int hidx[QGT_KERN_MAX_TARGETS], lidx[QGT_KERN_MAX_TARGETS];
     const int dim = 1 << nt;
-    int lowmask = 0;
     op->kh = op->kl = 0;
+    op->s1 = 0;
     for (int j = 0; j < nt; j++) {
         if (tpos[j] >= QK_LVW) {
             hidx[op->kh] = j;
@@ -178,30 +180,24 @@ static int compile_lanes(qk_op *op, int nt, const int *tpos, const double *m, ui
         } else {
             lidx[op->kl] = j;
             op->lb[op->kl++] = tpos[j];
-            lowmask |= 1 << tpos[j];
+            op->s1 |= 1 << tpos[j];
         }
     }
-    op->kind = (nt == 1) ? QK_D1L : QK_DGL;
-    op->nperm = 1 << op->kl;
-    for (int si = 0; si < op->nperm; si++)
-        op->perms[si] = (int)qk_pdep((uint64_t)si, (uint64_t)lowmask);
-    const int nh = 1 << op->kh;
-    const size_t maxt = (size_t)nh * nh * op->nperm;
-    op->vcr = qk_alloc(maxt * sizeof(qk_vd));
-    op->vci = qk_alloc(maxt * sizeof(qk_vd));
-    op->rstart = malloc((size_t)(nh + 1) * sizeof(int));
-    op->tcol = malloc(maxt * sizeof(int));
-    op->ts = malloc(maxt * sizeof(int));
-    if (!op->vcr || !op->vci || !op->rstart || !op->tcol || !op->ts)
+    op->kind = QK_DGL;
+    const int nh = 1 << op->kh, np = 1 << op->kl;
+    const size_t nterm = (size_t)nh * nh * np;
+    op->vcr = qk_alloc(nterm * sizeof(qk_vd));
+    op->vci = qk_alloc(nterm * sizeof(qk_vd));
+    if (!op->vcr || !op->vci)
         return QGT_KERN_ERR_NOMEM;
-    int t = 0;
+    op->real = 1;
+    size_t t = 0;
     for (int rh = 0; rh < nh; rh++) {
-        op->rstart[rh] = t;
         for (int ch = 0; ch < nh; ch++) {
-            for (int si = 0; si < op->nperm; si++) {
-                const int s = op->perms[si];
+            for (int si = 0; si < np; si++, t++) {
+                /* lane xor pattern: pdep(si, low target lanes) */
+                const int s = (int)qk_pdep((uint64_t)si, (uint64_t)op->s1);
                 qk_vd cr, ci;
-                int nz = 0;
                 for (int l = 0; l < QK_VW; l++) {
                     double re, im = 0.0;
                     if (!lane_ok(lcm, lcv, l)) {
@@ -219,22 +215,16 @@ static int compile_lanes(qk_op *op, int nt, const int *tpos, const double *m, ui
                         re = m[2 * (row * dim + col)];
                         im = m[2 * (row * dim + col) + 1];
                     }
-                    nz |= (re != 0.0 || im != 0.0);
+                    op->real &= im == 0.0;
                     cr[2 * l] = cr[2 * l + 1] = re;
                     ci[2 * l] = -im;
                     ci[2 * l + 1] = im;
                 }
-                /* D1L indexes its two terms by position, so keep zeros there */
-                if (!nz && op->kind == QK_DGL)
-                    continue;
                 op->vcr[t] = cr;
                 op->vci[t] = ci;
-                op->tcol[t] = ch;
-                op->ts[t++] = si;
             }
         }
     }
-    op->rstart[nh] = t;
     return QGT_KERN_OK;
 }
 
@@ -255,6 +245,22 @@ static int is_x(const double *m)
         if (m[i] != x[i])
             return 0;
     return 1;
+}
+
+/* exchange low buffer bit a with high buffer bit b, under low controls */
+static int compile_lswap(qk_op *op, int a, int b, uint64_t lcm, uint64_t lcv)
+{
+    op->kind = QK_LSWAP;
+    op->kl = op->kh = 1;
+    op->lb[0] = a;
+    op->hb[0] = b;
+    op->ubits |= (uint64_t)1 << b;
+    for (int l = 0; l < QK_VW; l++) {
+        const int ok = lane_ok(lcm, lcv, l), bit = (l >> a) & 1;
+        op->lmask[2 * l] = op->lmask[2 * l + 1] = (ok && bit) ? -1LL : 0;
+        op->lmask2[2 * l] = op->lmask2[2 * l + 1] = (ok && !bit) ? -1LL : 0;
+    }
+    return QGT_KERN_OK;
 }
 
 static int compile_one(const qgt_kern_op *src, const int *pos, int w, qk_op *op)
@@ -352,21 +358,88 @@ static int compile_one(const qgt_kern_op *src, const int *pos, int w, qk_op *op)
         }
         return compile_diag(op, nt, tpos, tphys, d, lcm, lcv);
     }
-    int all_high = 1;
+    int nlow = 0;
     for (int j = 0; j < nt; j++)
-        all_high &= tpos[j] >= QK_LVW;
-    if (!all_high)
+        nlow += tpos[j] < QK_LVW;
+    if (kind == QGT_KERN_SWAPBITS && nlow == 1)
+        return compile_lswap(op, tpos[0] < QK_LVW ? tpos[0] : tpos[1],
+                             tpos[0] < QK_LVW ? tpos[1] : tpos[0], lcm, lcv);
+    if (nlow)
         return compile_lanes(op, nt, tpos, m, lcm, lcv);
     op->kh = nt;
     for (int j = 0; j < nt; j++) {
         op->hb[j] = tpos[j];
         op->ubits |= (uint64_t)1 << tpos[j];
     }
-    if (nt == 1 && is_x(m)) {
-        op->kind = QK_X;
+    if ((nt == 1 && is_x(m)) || kind == QGT_KERN_SWAPBITS) {
+        /* X: i (bit t = 0) <-> i + 2^t.  swap(a < b): i (a=1, b=0) <-> i - 2^a + 2^b */
+        const int a = nt == 1 ? tpos[0] : (tpos[0] < tpos[1] ? tpos[0] : tpos[1]);
+        const int b = nt == 1 ? a : (tpos[0] < tpos[1] ? tpos[1] : tpos[0]);
+        op->kind = QK_MOVE;
+        op->mfm = ((uint64_t)1 << a) | ((uint64_t)1 << b);
+        op->mfv = nt == 1 ? 0 : (uint64_t)1 << a;
+        op->moff = nt == 1 ? (size_t)1 << a : ((size_t)1 << b) - ((size_t)1 << a);
         return QGT_KERN_OK;
     }
     return compile_uniform(op, nt, m);
+}
+
+/* Dense ops of 3+ qubits with targets inside a vector run as
+ *     lswap(low_j, f_j) ... ; op on f_j instead of low_j ; lswap(...) again
+ * with f_j free high buffer bits: two cheap permutation passes buy the
+ * lane-uniform kernel (lane-varying coefficient tables grow as 4^k). */
+static int compile_expand(const qgt_kern_op *src, const int *pos, const int32_t *wmap, int w,
+                          qk_op *out, size_t *nout)
+{
+    *nout = 1;
+    if (src->kind != QGT_KERN_DENSE || src->nt < 3 || w < QK_LVW || !src->mat)
+        return compile_one(src, pos, w, &out[0]);
+    if (is_diagonal(src->nt, src->mat))
+        return compile_one(src, pos, w, &out[0]);
+    uint64_t used = 0;
+    int low[QGT_KERN_MAX_TARGETS], nlow = 0;
+    for (int j = 0; j < src->nt; j++) {
+        const int b = src->targets[j];
+        if (b < 0 || b > 63 || pos[b] < 0)
+            return compile_one(src, pos, w, &out[0]); /* reports the error */
+        used |= (uint64_t)1 << pos[b];
+        if (pos[b] < QK_LVW)
+            low[nlow++] = j;
+    }
+    for (int b = 0; b < 64; b++)
+        if ((src->ctrl_mask >> b) & 1 && pos[b] >= 0)
+            used |= (uint64_t)1 << pos[b];
+    uint64_t avail = qk_lowmask(w) & ~qk_lowmask(QK_LVW) & ~used;
+    if (nlow == 0 || __builtin_popcountll(avail) < nlow)
+        return compile_one(src, pos, w, &out[0]);
+    qgt_kern_op moved = *src;
+    int fb[QGT_KERN_MAX_TARGETS];
+    for (int k = 0; k < nlow; k++) {
+        fb[k] = 63 - __builtin_clzll(avail);
+        avail &= ~((uint64_t)1 << fb[k]);
+        moved.targets[low[k]] = wmap[fb[k]];
+    }
+    size_t n = 0;
+    for (int k = 0; k < nlow; k++, n++) {
+        int rc = compile_lswap(&out[n], pos[src->targets[low[k]]], fb[k], 0, 0);
+        if (rc != QGT_KERN_OK)
+            return rc;
+    }
+    int rc = compile_one(&moved, pos, w, &out[n++]);
+    if (rc != QGT_KERN_OK)
+        return rc;
+    for (int k = 0; k < nlow; k++, n++) {
+        rc = compile_lswap(&out[n], pos[src->targets[low[k]]], fb[k], 0, 0);
+        if (rc != QGT_KERN_OK)
+            return rc;
+    }
+    /* the swaps skip the units the op skips (they would cancel there) */
+    for (size_t k = 0; k < n; k++) {
+        out[k].ocm = out[nlow].ocm;
+        out[k].ocv = out[nlow].ocv;
+    }
+    *nout = n;
+    return QGT_KERN_OK;
 }
 
 int qgt_kern_compile(const qgt_kern_op *ops, size_t nops, int w, const int32_t *wmap,
@@ -393,16 +466,20 @@ int qgt_kern_compile(const qgt_kern_op *ops, size_t nops, int w, const int32_t *
         p->wmap[j] = wmap[j];
         p->wmask |= (uint64_t)1 << wmap[j];
     }
-    p->ops = aligned_alloc(64, (nops ? nops : 1) * sizeof(qk_op));
+    /* an op may expand into 1 + 2 * QK_LVW compiled ops (compile_expand) */
+    const size_t cap = (nops ? nops : 1) * (1 + 2 * QK_LVW);
+    p->ops = aligned_alloc(64, cap * sizeof(qk_op));
     if (!p->ops) {
         free(p);
         return QGT_KERN_ERR_NOMEM;
     }
-    memset(p->ops, 0, (nops ? nops : 1) * sizeof(qk_op));
-    p->nops = nops;
+    memset(p->ops, 0, cap * sizeof(qk_op));
     for (size_t i = 0; i < nops; i++) {
-        int rc = compile_one(&ops[i], pos, w, &p->ops[i]);
+        size_t n = 0;
+        int rc = compile_expand(&ops[i], pos, wmap, w, &p->ops[p->nops], &n);
+        p->nops += n;
         if (rc != QGT_KERN_OK) {
+            p->nops = cap; /* zeroed slots free as no-ops */
             qgt_kern_prog_free(p);
             return rc;
         }

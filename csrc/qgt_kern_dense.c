@@ -67,20 +67,19 @@ void qk_d1h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
         d1h_loop(op, buf, w, fm, fv, 0, 0);
 }
 
-/* ---- exact X on a high bit: swap the two runs, no arithmetic ---------- */
+/* ---- exact X / SWAPBITS on high bits: move runs, no arithmetic ------- */
 
-void qk_x(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+void qk_move(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
 {
-    const int t = op->hb[0];
-    const size_t st = (size_t)2 << t;
+    const size_t st = 2 * op->moff;
     const qk_vi lm = op->lmask;
     const int lsel = op->lsel;
     uint64_t fr;
     size_t R;
-    qk_runs(w, fm | ((uint64_t)1 << t), &fr, &R);
+    qk_runs(w, fm | op->mfm, &fr, &R);
     uint64_t f = 0;
     do {
-        double *p = buf + 2 * (fv | f);
+        double *p = buf + 2 * (fv | op->mfv | f);
         for (size_t i = 0; i < 2 * R; i += QK_VD) {
             double *p0 = p + i, *p1 = p0 + st;
             const qk_vd x0 = qk_ld(p0), x1 = qk_ld(p1);
@@ -96,44 +95,39 @@ void qk_x(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
     } while (f);
 }
 
-/* ---- dense 1-qubit, target inside a vector ---------------------------- */
+/* ---- exchange a low bit a with a high bit b ----------------------------- */
 
-QK_INLINE void d1l_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv,
-                        const int s)
+/* x0 holds b = 0, x1 holds b = 1.  Lanes of x0 with a = 1 take the lanes of
+ * x1 with a = 0 (lane l ^ 2^a), and the other way round. */
+QK_INLINE void lswap_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv,
+                          const int s)
 {
-    const qk_vd c0r = op->vcr[0], c0i = op->vci[0];
-    const qk_vd c1r = op->vcr[1], c1i = op->vci[1];
+    const size_t st = (size_t)2 << op->hb[0];
+    const qk_vi m0 = op->lmask, m1 = op->lmask2;
     uint64_t fr;
     size_t R;
-    qk_runs(w, fm, &fr, &R);
+    qk_runs(w, fm | ((uint64_t)1 << op->hb[0]), &fr, &R);
     uint64_t f = 0;
     do {
         double *p = buf + 2 * (fv | f);
         for (size_t i = 0; i < 2 * R; i += QK_VD) {
-            const qk_vd x = qk_ld(p + i);
-            const qk_vd px = qk_perm(x, s);
-            qk_st(p + i, c0r * x + c0i * qk_sw(x) + c1r * px + c1i * qk_sw(px));
+            double *p0 = p + i, *p1 = p0 + st;
+            const qk_vd x0 = qk_ld(p0), x1 = qk_ld(p1);
+            qk_st(p0, qk_sel(m0, qk_perm(x1, s), x0));
+            qk_st(p1, qk_sel(m1, qk_perm(x0, s), x1));
         }
         f = QK_NEXT(f, fr);
     } while (f);
 }
 
-void qk_d1l(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+void qk_lswap(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
 {
-    /* constant shuffle patterns: one instance per possible low bit */
-    switch (op->perms[1]) {
-#if QK_VW >= 2
-    case 1:
-        d1l_loop(op, buf, w, fm, fv, 1);
+    switch (op->lb[0]) {
+    case 0:
+        lswap_loop(op, buf, w, fm, fv, 1);
         break;
-#endif
-#if QK_VW >= 4
-    case 2:
-        d1l_loop(op, buf, w, fm, fv, 2);
-        break;
-#endif
     default:
-        d1l_loop(op, buf, w, fm, fv, op->perms[1]);
+        lswap_loop(op, buf, w, fm, fv, 2);
         break;
     }
 }
@@ -290,11 +284,16 @@ void qk_dgu(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
         dgu_loop(op, buf, w, fm, fv, 0, 0);
 }
 
-/* ---- generic dense with low targets: lane-varying coefficients -------- */
+/* ---- dense with low targets: lane-varying coefficients ----------------- */
 
-void qk_dgl(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+/* kh high targets give 2^kh input vectors; kl low targets give 2^kl lane
+ * patterns per input (pattern si is lane xor pdep(si, s1)).  Output row rh
+ * sums coef[rh][ch][si] * pattern si of input ch.  Instantiated with
+ * constant (kh, kl, s1) for the common shapes, so every loop unrolls. */
+QK_INLINE void dgl_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv,
+                        const int kh, const int kl, const int s1, const int real)
 {
-    const int kh = op->kh, nh = 1 << kh, np = op->nperm;
+    const int nh = 1 << kh, np = 1 << kl;
     size_t off[1 << QGT_KERN_MAX_TARGETS];
     uint64_t tb = 0;
     for (int c = 0; c < nh; c++) {
@@ -305,9 +304,19 @@ void qk_dgl(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
     }
     for (int j = 0; j < kh; j++)
         tb |= (uint64_t)1 << op->hb[j];
+    /* local copies of small tables: buf stores cannot alias them, so the
+     * compiler keeps the coefficients in registers across the loop */
+    const int nterm = nh * nh * np;
+    qk_vd lcr[32], lci[32];
     const qk_vd *vcr = op->vcr, *vci = op->vci;
-    const int *rs = op->rstart, *tc = op->tcol, *ts = op->ts;
-    /* P[c * np + si]: input c with lanes xor-permuted by perms[si] */
+    if (nterm <= 32) {
+        for (int t = 0; t < nterm; t++) {
+            lcr[t] = op->vcr[t];
+            lci[t] = op->vci[t];
+        }
+        vcr = lcr;
+        vci = lci;
+    }
     qk_vd P[1 << QGT_KERN_MAX_TARGETS], PS[1 << QGT_KERN_MAX_TARGETS];
     uint64_t fr;
     size_t R;
@@ -320,20 +329,51 @@ void qk_dgl(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
             for (int c = 0; c < nh; c++) {
                 const qk_vd x = qk_ld(q + off[c]);
                 for (int si = 0; si < np; si++) {
-                    const qk_vd px = qk_perm(x, op->perms[si]);
+                    /* kl is 1 (pattern s1) or 2 (patterns 0..3: bits 0 and 1) */
+                    const int s = si == 0 ? 0 : (kl == 1 ? s1 : si);
+                    const qk_vd px = qk_perm(x, s);
                     P[c * np + si] = px;
-                    PS[c * np + si] = qk_sw(px);
+                    if (!real)
+                        PS[c * np + si] = qk_sw(px);
                 }
             }
             for (int r = 0; r < nh; r++) {
+                const qk_vd *cr = vcr + (size_t)r * nh * np, *ci = vci + (size_t)r * nh * np;
                 qk_vd acc = {0};
-                for (int t = rs[r]; t < rs[r + 1]; t++) {
-                    const int idx = tc[t] * np + ts[t];
-                    acc += vcr[t] * P[idx] + vci[t] * PS[idx];
+                for (int t = 0; t < nh * np; t++) {
+                    acc += cr[t] * P[t];
+                    if (!real)
+                        acc += ci[t] * PS[t];
                 }
                 qk_st(q + off[r], acc);
             }
         }
         f = QK_NEXT(f, fr);
     } while (f);
+}
+
+#define QK_DGL_CASE(KH, KL, S1)                                                              \
+    if (op->kh == KH && op->kl == KL && op->s1 == S1) {                                      \
+        if (op->real)                                                                        \
+            dgl_loop(op, buf, w, fm, fv, KH, KL, S1, 1);                                     \
+        else                                                                                 \
+            dgl_loop(op, buf, w, fm, fv, KH, KL, S1, 0);                                     \
+        return;                                                                              \
+    }
+
+void qk_dgl(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+{
+#if QK_VW >= 2
+    QK_DGL_CASE(0, 1, 1)
+    QK_DGL_CASE(1, 1, 1)
+    QK_DGL_CASE(2, 1, 1)
+#endif
+#if QK_VW >= 4
+    QK_DGL_CASE(0, 1, 2)
+    QK_DGL_CASE(1, 1, 2)
+    QK_DGL_CASE(2, 1, 2)
+    QK_DGL_CASE(0, 2, 3)
+    QK_DGL_CASE(1, 2, 3)
+#endif
+    dgl_loop(op, buf, w, fm, fv, op->kh, op->kl, op->s1, op->real);
 }

@@ -144,9 +144,9 @@ QK_INLINE void qk_runs(int w, uint64_t fm, uint64_t *free_hi, size_t *runlen)
 enum {
     QK_NOP = 0,    /* identity: skipped */
     QK_DIAG,       /* per-unit sub-diagonal, lane-varying factor vectors */
-    QK_X,          /* exact X on a high bit: swap of runs */
+    QK_MOVE,       /* exact X or SWAPBITS on high bits: swap runs, no arithmetic */
+    QK_LSWAP,      /* exchange a low (in-vector) bit with a high bit */
     QK_D1H,        /* dense 1-qubit, target >= QK_LVW */
-    QK_D1L,        /* dense 1-qubit, target inside a vector */
     QK_D2H,        /* dense 2-qubit, both targets high */
     QK_DGU,        /* generic dense, all targets high: sparse rows, scalar coefs */
     QK_DGL,        /* generic dense with low targets: lane-varying coefs */
@@ -162,6 +162,11 @@ typedef struct {
     /* controls on low buffer bits: lanes that may change (uniform kernels) */
     int lsel;
     qk_vi lmask;
+    /* QK_MOVE: amplitudes i with (i & mfm) == mfv trade with i + moff;
+     * QK_LSWAP: lmask/lmask2 = lanes taking from the upper/lower partner */
+    uint64_t mfm, mfv;
+    size_t moff;
+    qk_vi lmask2;
     /* high (>= QK_LVW) and low targets, as buffer bits, in op order */
     int kh, kl;
     int hb[QGT_KERN_MAX_TARGETS];
@@ -171,11 +176,11 @@ typedef struct {
     double *cr, *ci;
     int real;  /* every ci is 0: half the FMAs and no shuffles */
     int dense; /* DGU rows are full: no column indirection */
-    int *rstart, *tcol, *ts;
-    /* QK_DGL and QK_D1L: lane vectors, ci already signed; ts = lane xor */
+    int *rstart, *tcol;
+    /* QK_DGL: lane vectors, ci already signed, laid out [rh][ch][si] where
+     * lane xor pattern si is si itself (two low targets) or s1 (one) */
     qk_vd *vcr, *vci;
-    int nperm;           /* number of lane xor patterns used by DGL */
-    int perms[QK_VW];    /* the patterns */
+    int s1;
     /* QK_DIAG: tables indexed [oi << kh | h]; oi = values of outside targets */
     int no;
     int obit[QGT_KERN_MAX_TARGETS];
@@ -225,8 +230,8 @@ void qk_apply_op(const qk_op *op, double *buf, int w, uint64_t base, uint64_t xf
 
 /* kernels (qgt_kern_dense.c, qgt_kern_diag.c, qgt_kern_scalar.c) */
 void qk_d1h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
-void qk_x(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
-void qk_d1l(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
+void qk_move(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
+void qk_lswap(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
 void qk_d2h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
 void qk_dgu(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
 void qk_dgl(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);

@@ -61,9 +61,9 @@ int qgt_kern_block_norms(const double *state, size_t len, size_t block, double *
 {
     if (!state || !out || block == 0 || len % block || nthreads < 1)
         return QGT_KERN_ERR_BAD_ARG;
-    const long nb = (long)(len / block);
+    const int64_t nb = (int64_t)(len / block);
 #pragma omp parallel for schedule(static) num_threads(nthreads)
-    for (long b = 0; b < nb; b++)
+    for (int64_t b = 0; b < nb; b++)
         out[b] = sumsq(state + 2 * (size_t)b * block, block);
     return QGT_KERN_OK;
 }
@@ -123,7 +123,7 @@ int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int3
         return QGT_KERN_OK;
     }
     const size_t runlen = (size_t)1 << lowest; /* amplitudes sharing one hv entry */
-    const long nruns = (long)(n / runlen);
+    const int64_t nruns = (int64_t)(n / runlen);
     int nth = nthreads;
     if (nth > QK_MAXTH)
         nth = QK_MAXTH;
@@ -136,7 +136,7 @@ int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int3
     {
         qk_vd *h = hv + (size_t)QK_TID * nout;
 #pragma omp for schedule(static)
-        for (long q = 0; q < nruns; q++) {
+        for (int64_t q = 0; q < nruns; q++) {
             const uint64_t i = (uint64_t)q * runlen;
             uint32_t idx = 0;
             for (int k = 0; k < 8 && (i >> (8 * k)); k++)
@@ -162,7 +162,7 @@ int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int3
  * x has no bit in [QK_LVW, c): the partner chunk is then contiguous and the
  * partner of a vector is one vector, lanes xor-ed by x's low bits.  The sign
  * is a per-chunk parity times a table over the position in the chunk. */
-QK_INLINE void pauli_chunks(const double *a, int c, long nchunks, uint64_t x, uint64_t z,
+QK_INLINE void pauli_chunks(const double *a, int c, int64_t nchunks, uint64_t x, uint64_t z,
                             uint64_t rank_base, const double *tab, int xlo, double *re,
                             double *im, int nthreads)
 {
@@ -174,7 +174,7 @@ QK_INLINE void pauli_chunks(const double *a, int c, long nchunks, uint64_t x, ui
     {
         qk_vd a1 = {0}, a2 = {0};
 #pragma omp for schedule(static)
-        for (long k = 0; k < nchunks; k++) {
+        for (int64_t k = 0; k < nchunks; k++) {
             const uint64_t i0 = (uint64_t)k * C;
             const uint64_t j0 = (i0 ^ x) & ~(uint64_t)(C - 1);
             const double cs =
@@ -252,7 +252,7 @@ int qgt_kern_pauli_expect(const double *state, int L, uint64_t rank_base, uint64
     const uint64_t xc = xmask & (C - 1), zc = zmask & (C - 1);
     for (size_t m = 0; m < C; m++)
         tab[2 * m] = tab[2 * m + 1] = (__builtin_popcountll((m ^ xc) & zc) & 1) ? -1.0 : 1.0;
-    const long nchunks = (long)(n >> c);
+    const int64_t nchunks = (int64_t)(n >> c);
     const int xlo = (int)(xmask & (QK_VW - 1));
     /* one instance per lane pattern, so each shuffle is a constant */
     switch (xlo) {

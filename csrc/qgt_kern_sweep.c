@@ -31,14 +31,14 @@ void qk_apply_op(const qk_op *op, double *buf, int w, uint64_t base, uint64_t xf
     case QK_DIAG:
         qk_diag(op, buf, w, fm, fv, qk_oi(op, base));
         break;
-    case QK_X:
-        qk_x(op, buf, w, fm, fv);
+    case QK_MOVE:
+        qk_move(op, buf, w, fm, fv);
+        break;
+    case QK_LSWAP:
+        qk_lswap(op, buf, w, fm, fv);
         break;
     case QK_D1H:
         qk_d1h(op, buf, w, fm, fv);
-        break;
-    case QK_D1L:
-        qk_d1l(op, buf, w, fm, fv);
         break;
     case QK_D2H:
         qk_d2h(op, buf, w, fm, fv);
@@ -83,15 +83,34 @@ static inline void copy_run(double *dst, const double *src, size_t n)
         dst[i] = src[i];
 }
 
-/* whi: physical bits of W above the contiguous low run of r bits */
+/* whi: physical bits of W above the contiguous low run of r bits.  Runs sit
+ * far apart (often one per page), which hardware prefetchers do not follow
+ * across, so the run QK_PF_AHEAD ahead is prefetched while one is copied. */
+#define QK_PF_AHEAD 1
+
+static inline void prefetch_run(const double *p, size_t n, int write)
+{
+    for (size_t k = 0; k < 2 * n; k += 8) {
+        if (write)
+            __builtin_prefetch(p + k, 1, 1);
+        else
+            __builtin_prefetch(p + k, 0, 1);
+    }
+}
+
 static void gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int r)
 {
     const size_t rl = (size_t)1 << r;
-    uint64_t f = 0;
+    uint64_t f = 0, g = 0;
+    for (int k = 0; k < QK_PF_AHEAD; k++)
+        g = QK_NEXT(g, whi);
     do {
+        if (g)
+            prefetch_run(state + 2 * (bl | g), rl, 0);
         copy_run(buf, state + 2 * (bl | f), rl);
         buf += 2 * rl;
         f = QK_NEXT(f, whi);
+        g = g ? QK_NEXT(g, whi) : 0;
     } while (f);
 }
 
@@ -134,9 +153,9 @@ static void run_unit_split(const qgt_kern_prog *p, double *buf, uint64_t base, i
             split |= top;
             avail &= ~top;
         }
-        const long npieces = 1L << __builtin_popcountll(split);
+        const int64_t npieces = (int64_t)1 << __builtin_popcountll(split);
 #pragma omp for schedule(static)
-        for (long piece = 0; piece < npieces; piece++)
+        for (int64_t piece = 0; piece < npieces; piece++)
             qk_apply_op(op, buf, w, base, split, qk_pdep((uint64_t)piece, split));
     }
 }
@@ -154,7 +173,7 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
     if (p->nops == 0)
         return QGT_KERN_OK;
     const uint64_t om = qk_lowmask(L) & ~p->wmask; /* local bits outside W */
-    const long nunits = 1L << (L - w);
+    const int64_t nunits = (int64_t)1 << (L - w);
     int r = 0;
     while (r < w && p->wmap[r] == r)
         r++;
@@ -167,7 +186,7 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
         double *buf = inplace ? NULL : aligned_alloc(64, bytes);
         if (!inplace && !buf)
             return QGT_KERN_ERR_NOMEM;
-        for (long u = 0; u < nunits; u++) {
+        for (int64_t u = 0; u < nunits; u++) {
             const uint64_t bl = qk_pdep((uint64_t)u, om), base = rank_base | bl;
             if (!unit_active(p, base))
                 continue;
@@ -184,7 +203,7 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
 
     /* dynamic chunks of ~16k amplitudes: skipped units would unbalance a
      * static split (a control on an outside bit idles half the threads) */
-    const long chunk = w >= 14 ? 1 : 1L << (14 - w);
+    const int64_t chunk = w >= 14 ? 1 : (int64_t)1 << (14 - w);
     (void)chunk; /* unused when built without OpenMP */
 #pragma omp parallel num_threads(nthreads)
     {
@@ -199,7 +218,7 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
             }
         }
 #pragma omp for schedule(dynamic, chunk)
-        for (long u = 0; u < nunits; u++) {
+        for (int64_t u = 0; u < nunits; u++) {
             if (!ok)
                 continue;
             const uint64_t bl = qk_pdep((uint64_t)u, om), base = rank_base | bl;

@@ -46,11 +46,14 @@ def apply_physop(psi: np.ndarray, n: int, op) -> np.ndarray:
     return t.reshape(-1)
 
 
-def run_plan(plan, check: bool = True) -> tuple[np.ndarray, dict]:
-    """Execute a plan without measurements; returns (state in logical order, expectations)."""
+def run_plan(plan, check: bool = True, initial=None) -> tuple[np.ndarray, dict]:
+    """Execute a plan without measurements from |0> (or ``initial``, in logical order);
+    returns (the final state, expectation values)."""
     n, L = plan.n_qubits, plan.local_bits
     psi = np.zeros(1 << n, dtype=complex)
     psi[0] = 1
+    if initial is not None:
+        psi = np.array(initial, dtype=complex)
     expect = {}
     for s in plan.steps:
         if isinstance(s, Sweep):

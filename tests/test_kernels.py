@@ -187,6 +187,35 @@ def test_dense_every_size_and_low_targets(k, low):
         np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
 
 
+def test_structured_matrices():
+    """Real, permutation and phase-permutation matrices take their own kernels."""
+    rng = np.random.default_rng(11)
+    L = 11
+    wmap = list(range(L))
+
+    def real_orth(dim):
+        q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+        return q.astype(complex)
+
+    def phase_perm(dim):
+        return np.eye(dim)[rng.permutation(dim)] * rand_phases(dim, rng)[:, None]
+
+    ops = []
+    for tg in [(4, 7), (9, 3), (2, 5, 8), (0, 6), (1, 0), (0, 4, 9)]:
+        dim = 1 << len(tg)
+        for m in (real_orth(dim), phase_perm(dim), np.eye(dim)[rng.permutation(dim)]):
+            for cm, cv in ((0, 0), (1 << 10, 1 << 10), ((1 << 1) | (1 << 6), 1 << 6)):
+                if cm & sum(1 << t for t in tg):
+                    continue
+                ops.append((DENSE, tg, cm, cv, m))
+    ops.append((DENSE, (3,), 0, 0, np.eye(2)))  # identity: nothing to do
+    psi = rand_state(L, rng)
+    want = ref_sweep(psi, L, 0, ops)
+    got = psi.copy()
+    _kern.sweep(got, L, 0, wmap, _kern.OpList(ops), 2)
+    np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
+
+
 def test_controlled_phases_and_rank_bit_diagonals():
     """cp, cz, mcp, rzz and diagonals on rank bits / bits outside W."""
     rng = np.random.default_rng(7)

@@ -21,6 +21,14 @@ class Layout:
         self.phys = list(range(n_qubits))  # logical -> physical
         self.logical = list(range(n_qubits))  # physical -> logical
 
+    @classmethod
+    def from_phys(cls, phys: tuple[int, ...], local_bits: int) -> Layout:
+        lay = cls(len(phys), local_bits)
+        lay.phys = list(phys)
+        for q, p in enumerate(phys):
+            lay.logical[p] = q
+        return lay
+
     def copy(self) -> Layout:
         other = Layout(self.n, self.L)
         other.phys = list(self.phys)

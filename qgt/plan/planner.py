@@ -21,6 +21,8 @@ the *moving* (non-diagonal) targets of a gate constrain where it can run.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from qgt.errors import UserError
@@ -49,6 +51,9 @@ MAX_MEASURE_GROUP = 16
 def _rewrite(circ: Circuit) -> tuple[list, int]:
     """Reset -> measure into a hidden clbit + X conditioned on it; conditional SWAP -> gate."""
     items: list = []
+    if circ.global_phase:
+        items.append(Gate("global_phase", (), np.array([np.exp(1j * circ.global_phase)]),
+                          diagonal=True))
     n_cl = circ.n_clbits
     for op in circ.ops:
         if isinstance(op, Reset):
@@ -78,12 +83,17 @@ class _Planner:
         self.c0 = c0
         self.fusion_max = fusion_max
         self.steps: list = []
+        self.layouts: list[tuple[int, ...]] = []  # the layout after each step
+
+    def emit(self, step) -> None:
+        self.steps.append(step)
+        self.layouts.append(self.layout.as_tuple())
 
     # ---- lookahead -------------------------------------------------------------
     def _upcoming(self, items, limit: int) -> list[int]:
         """Distinct moving-target qubits in order of first use, at most ``limit``."""
         seen: list[int] = []
-        for it in items:
+        for _, it in items:
             for q in _moving(it):
                 if q not in seen:
                     seen.append(q)
@@ -93,7 +103,7 @@ class _Planner:
 
     def _next_use(self, items) -> dict[int, int]:
         nxt: dict[int, int] = {}
-        for i, it in enumerate(items):
+        for i, (_, it) in enumerate(items):
             for q in _moving(it):
                 nxt.setdefault(q, i)
         return nxt
@@ -138,13 +148,13 @@ class _Planner:
             p_local, p_rank = lay.phys[q_out], lay.phys[q_in]
             pairs.append((p_local, p_rank))
             lay.swap_physical(p_local, p_rank)
-        self.steps.append(GlobalSwap(tuple(sorted(pairs))))
+        self.emit(GlobalSwap(tuple(sorted(pairs))))
 
     def _final_labels(self, items) -> list[int]:
         """For each logical qubit, the label (hence the physical bit it must end on)
         after the SWAP relabellings still ahead."""
         owner = list(range(self.n))  # label -> the current qubit that will carry it
-        for it in items:
+        for _, it in items:
             if isinstance(it, Swap):
                 owner[it.a], owner[it.b] = owner[it.b], owner[it.a]
         home = [0] * self.n
@@ -183,12 +193,14 @@ class _Planner:
         wset = set(wbits)
         blocked_q: set[int] = set()
         taken: list[PhysOp] = []
+        ids: list[int] = []
         left: list = []
         stop = False
-        for it in items:
+        for entry in items:
+            idx, it = entry
             if stop or isinstance(it, Measure):
                 stop = True
-                left.append(it)
+                left.append(entry)
                 continue
             qs = set(_qubits(it))
             ok = not (qs & blocked_q)
@@ -196,31 +208,34 @@ class _Planner:
                 ok = all(lay.phys[q] in wset for q in it.moving_targets)
             if ok and isinstance(it, Swap):
                 lay.swap_logical(it.a, it.b)
+                ids.append(idx)
             elif ok:
                 taken.append(self._to_phys(it))
+                ids.append(idx)
             else:
                 blocked_q |= qs
-                left.append(it)
+                left.append(entry)
                 stop = len(blocked_q) >= self.n
-        if taken:
-            self.steps.append(Sweep(wbits, tuple(fuse(taken, self.fusion_max, wset))))
+        if ids:
+            self.emit(Sweep(wbits, tuple(fuse(taken, self.fusion_max, wset)), tuple(ids)))
         return left
 
     def _measure(self, items) -> list:
-        bits, clbits, logical = [], [], []
-        while items and isinstance(items[0], Measure) and len(bits) < MAX_MEASURE_GROUP:
-            if items[0].qubit in logical:
+        bits, clbits, logical, ids = [], [], [], []
+        while items and isinstance(items[0][1], Measure) and len(bits) < MAX_MEASURE_GROUP:
+            if items[0][1].qubit in logical:
                 break  # measuring the same qubit twice: the second sees the first's collapse
-            m = items.pop(0)
+            idx, m = items.pop(0)
             bits.append(self.layout.phys[m.qubit])
             clbits.append(m.clbit)
             logical.append(m.qubit)
-        self.steps.append(MeasureStep(tuple(bits), tuple(clbits), tuple(logical)))
+            ids.append(idx)
+        self.emit(MeasureStep(tuple(bits), tuple(clbits), tuple(logical), tuple(ids)))
         return items
 
     def run_ops(self, items: list) -> None:
         while items:
-            head = items[0]
+            head = items[0][1]
             if isinstance(head, Measure):
                 items = self._measure(items)
                 continue
@@ -240,7 +255,7 @@ class _Planner:
             phys = self.layout.phys
             xmask = sum(1 << phys[q] for q in xq)
             zmask = sum(1 << phys[q] for q in zq)
-            self.steps.append(ExpectStep(i, xmask, zmask, ny))
+            self.emit(ExpectStep(i, xmask, zmask, ny))
 
     def normalise(self) -> None:
         """Undo the layout so outputs are in logical Qiskit order."""
@@ -256,7 +271,7 @@ class _Planner:
                 pairs = [(self.L - 1, wrong[0])]
             for p_local, p_rank in pairs:
                 lay.swap_physical(p_local, p_rank)
-            self.steps.append(GlobalSwap(tuple(sorted(pairs))))
+            self.emit(GlobalSwap(tuple(sorted(pairs))))
         swaps = []
         for p in range(self.L):
             if lay.logical[p] != p:
@@ -279,7 +294,7 @@ class _Planner:
         while len(bits) < self.w:
             bits.add(p) if p not in bits else None
             p += 1
-        self.steps.append(Sweep(tuple(sorted(bits)), tuple(group)))
+        self.emit(Sweep(tuple(sorted(bits)), tuple(group)))
 
 
 def lower_bound_exchanges(items: list, n: int, g: int, observables_x: list[int]) -> int:
@@ -308,9 +323,35 @@ def lower_bound_exchanges(items: list, n: int, g: int, observables_x: list[int])
     return bound
 
 
+def plan_items(circ: Circuit) -> tuple[list, list, bool]:
+    """The circuit's plan items (numbered; checkpoints record which are done), its
+    terminal measurements, and whether it needs trajectories (mid-circuit collapse)."""
+    trajectories = circ.has_mid_circuit_collapse()
+    if trajectories:
+        terminal, body = [], list(circ.ops)
+    else:
+        terminal, body = circ.terminal_measurements()
+    items, _ = _rewrite(Circuit(circ.n_qubits, circ.n_clbits, body, global_phase=circ.global_phase))
+    return items, terminal, trajectories
+
+
+def circuit_digest(circ: Circuit) -> str:
+    """A hash of the lowered circuit: a checkpoint resumes only the circuit it came from."""
+    h = hashlib.sha256(repr((circ.n_qubits, circ.n_clbits)).encode())
+    for it in plan_items(circ)[0]:
+        mat = getattr(it, "matrix", None)
+        h.update(repr((type(it).__name__, _qubits(it), getattr(it, "condition", None),
+                       getattr(it, "ctrl_values", None), getattr(it, "clbit", None))).encode())
+        if mat is not None:
+            h.update(np.round(np.asarray(mat, dtype=complex), 14).tobytes())
+    return h.hexdigest()[:16]
+
+
 def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: int = 4,
-              observables: list[str] | None = None, fusion_max_qubits: int = 4) -> Plan:
-    """Plan ``circ`` for ``ranks`` MPI ranks (a power of two)."""
+              observables: list[str] | None = None, fusion_max_qubits: int = 4,
+              done: set[int] | None = None) -> Plan:
+    """Plan ``circ`` for ``ranks`` MPI ranks (a power of two); items in ``done`` (from a
+    checkpoint, whose state is in logical order) are skipped."""
     n = circ.n_qubits
     observables = list(observables or [])
     if ranks < 1 or ranks & (ranks - 1):
@@ -320,12 +361,7 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
         raise UserError("the circuit has no qubits")
     if g >= n:
         raise UserError(f"{ranks} ranks is too many for {n} qubits: at most {2 ** (n - 1)}")
-    trajectories = circ.has_mid_circuit_collapse()
-    if trajectories:
-        terminal, body = [], list(circ.ops)
-    else:
-        terminal, body = circ.terminal_measurements()
-    items, n_cl = _rewrite(Circuit(n, circ.n_clbits, body))
+    items, terminal, trajectories = plan_items(circ)
     kmax = max([len(_moving(it)) for it in items] + [1]
                + [len(parse_pauli(o, n)[0]) for o in observables])
     L = n - g
@@ -336,10 +372,7 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
     w = min(block_qubits, L)
     c0 = max(0, min(page_qubits, w - kmax))
     pl = _Planner(n, g, w, c0, fusion_max_qubits)
-    if circ.global_phase:
-        pl.steps.append(Sweep(tuple(range(w)), (PhysOp(
-            DIAG, (), np.array([np.exp(1j * circ.global_phase)]), name="global_phase"),)))
-    pl.run_ops(list(items))
+    pl.run_ops([(i, it) for i, it in enumerate(items) if not done or i not in done])
     pl.expectations(observables)
     pl.normalise()
     obs_x = [q for o in observables for q in parse_pauli(o, n)[0]]
@@ -348,7 +381,26 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
         n_clbits=circ.n_clbits, final_layout=pl.layout.as_tuple(),
         terminal=tuple((m.qubit, m.clbit) for m in terminal), trajectories=trajectories,
         lower_bound_exchanges=lower_bound_exchanges(items, n, g, obs_x),
+        n_items=len(items), layouts=pl.layouts,
     )
     plan.decisions = {"block_qubits": w, "page_qubits": c0, "fusion_max_qubits": fusion_max_qubits,
                       "max_gate_moving_qubits": kmax}
     return plan
+
+
+def restore_steps(plan: Plan, layout: tuple[int, ...]) -> list:
+    """Steps that take the state from ``layout`` to logical order (for a checkpoint,
+    which always stores logical order so it can resume on any rank count)."""
+    pl = _Planner(plan.n_qubits, plan.rank_bits, plan.block_qubits, plan.page_qubits, 1)
+    pl.layout = Layout.from_phys(layout, plan.local_bits)
+    pl.normalise()
+    return pl.steps
+
+
+def undo_steps(steps: list) -> list:
+    """The inverse of ``restore_steps``' output: global swaps and bit swaps are their own
+    inverses, so replay them backwards."""
+    out = []
+    for s in reversed(steps):
+        out.append(Sweep(s.wbits, tuple(reversed(s.ops))) if isinstance(s, Sweep) else s)
+    return out

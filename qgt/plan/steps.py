@@ -40,6 +40,7 @@ class Sweep:
 
     wbits: tuple[int, ...]
     ops: tuple[PhysOp, ...]
+    items: tuple[int, ...] = ()  # the circuit items this sweep completes
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class MeasureStep:
     bits: tuple[int, ...]
     clbits: tuple[int, ...]
     logical: tuple[int, ...]
+    items: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class Plan:
     trajectories: bool = False  # mid-circuit collapse: every shot reruns the plan
     lower_bound_exchanges: int = 0
     decisions: dict = field(default_factory=dict)
+    n_items: int = 0  # lowered circuit items (a checkpoint records which are done)
+    layouts: list = field(default_factory=list)  # logical->physical after each step
 
     @property
     def local_bits(self) -> int:
