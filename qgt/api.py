@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import time
 
 import numpy as np
@@ -61,20 +62,42 @@ def _capacity_error(cfg: Config, comm, need: int) -> str | None:
     return None
 
 
-def _prepare(circuit, cfg: Config, comm_size: int, observables, seed):
-    """Rank 0: read, validate and plan.  Returns ("ok", payload) or ("error", message)."""
+def _load(circuit) -> tuple:
+    """Rank 0: read and lower the circuit.  ("ok", circuit, hash) or ("error", message)."""
     from qgt.frontend import load_circuit
+    from qgt.plan.planner import circuit_digest
 
     try:
-        t = time.perf_counter()
         circ = load_circuit(circuit)
+        return ("ok", circ, circuit_digest(circ))
+    except UserError as e:
+        return ("error", str(e), None)
+
+
+def _plan(circ, cfg: Config, comm_size: int, observables, seed, done: set[int]) -> tuple:
+    """Rank 0: validate and plan.  Returns ("ok", payload) or ("error", message)."""
+    try:
+        t = time.perf_counter()
         plan = make_plan(circ, comm_size, cfg.block_qubits, cfg.page_qubits, list(observables),
-                         cfg.fusion_max_qubits if cfg.fusion else 1)
+                         cfg.fusion_max_qubits if cfg.fusion else 1, done=done)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (1 << 31))
         return ("ok", (circ.name, plan, seed, time.perf_counter() - t))
     except UserError as e:
         return ("error", str(e))
+
+
+def _find_resume(cfg: Config, comm, circuit_hash: str) -> tuple:
+    """The checkpoint to resume from (None to start afresh), its metadata and warnings."""
+    if not (cfg.resume and cfg.checkpoint_dir):
+        return None, None, []
+    from qgt.io.checkpoint import find_latest, read_meta
+
+    path, warnings = find_latest(cfg.checkpoint_dir, comm, circuit_hash)
+    if comm.rank == 0:
+        for w in warnings:
+            print(f"qgt: warning: {w}", file=sys.stderr, flush=True)
+    return path, (read_meta(path) if path else None), warnings
 
 
 def _counts(indices: np.ndarray, terminal, n_clbits: int) -> dict[str, int]:
@@ -90,6 +113,7 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     """Simulate ``circuit`` (a QuantumCircuit, a built-in spec like 'qft:20', or an
     OpenQASM path) on the ranks of ``comm`` (an mpi4py communicator; COMM_WORLD by
     default).  Call it on every rank; every rank gets the same Result."""
+    from qgt.runtime.checkpointing import CheckpointPolicy, restore_engine
     from qgt.runtime.comm import Comm
     from qgt.runtime.engine import Engine
 
@@ -100,11 +124,25 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
         raise UserError(f"shots must be >= 0, got {shots}")
     comm = Comm(comm)
     t0 = time.perf_counter()
-    verdict = _prepare(circuit, cfg, comm.size, observables, seed) if comm.rank == 0 else None
+    circ = None
+    loaded = _load(circuit) if comm.rank == 0 else None
+    if comm.rank == 0:
+        circ = loaded[1]
+    kind, message, circuit_hash = comm.bcast(
+        (loaded[0], loaded[1] if loaded[0] == "error" else None, loaded[2])
+        if comm.rank == 0 else None)
+    if kind == "error":
+        raise UserError(message)
+    resume_path, meta, resume_warnings = _find_resume(cfg, comm, circuit_hash)
+    done = {int(i) for i in np.flatnonzero(meta["executed"])} if meta else set()
+    verdict = _plan(circ, cfg, comm.size, observables, seed, done) if comm.rank == 0 else None
     kind, payload = comm.bcast(verdict)
     if kind == "error":
         raise UserError(payload)
     name, plan, seed, plan_time = payload
+    if plan.trajectories and shots > 1 and cfg.checkpoint_dir:
+        raise UserError("checkpointing a circuit with mid-circuit measurements needs shots <= 1 "
+                        "(each shot is a separate trajectory)")
     threads = _threads(cfg, comm)
     figs = plan_figures(plan, 4 * cfg.exchange_chunk, threads)
     err = comm.agree(_capacity_error(cfg, comm, figs["memory_per_rank"]))
@@ -117,11 +155,18 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     rng = np.random.default_rng(seed)
     # allocated after binding: first touch puts the slice on the rank's NUMA node
     engine = Engine(plan, comm, threads, cfg.exchange_chunk, rng)
+    policy = CheckpointPolicy(cfg, comm, circuit_hash, done)
+    elapsed_before = float(meta["elapsed"]) if meta else 0.0
     t1 = time.perf_counter()
     clbit_keys: dict[str, int] = {}
     for _ in range(max(1, shots) if plan.trajectories else 1):
         engine.reset_state()
-        engine.run()
+        if meta:
+            restore_engine(engine, resume_path, meta)
+        for i, step in enumerate(plan.steps):
+            engine.run_step(step)
+            policy.after_step(engine, plan, i, elapsed_before + time.perf_counter() - t1)
+        engine.flush()
         if plan.trajectories and shots:
             key = format(engine.clbits & ((1 << max(1, plan.n_clbits)) - 1),
                          f"0{max(1, plan.n_clbits)}b")
@@ -132,6 +177,8 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
         counts = _counts(engine.sample(shots), plan.terminal, _user_clbits(plan))
     else:
         counts = {}
+    if cfg.checkpoint_at_end and cfg.checkpoint_dir:
+        policy.write(engine, plan, plan.final_layout, elapsed_before + time.perf_counter() - t1)
     t2 = time.perf_counter()
     if statevector:
         _write_statevector(statevector, engine, comm, plan, name)
@@ -146,7 +193,10 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
         bytes_exchanged_per_rank=engine.exchanger.bytes_sent,
         peak_memory_per_rank=peak, state_bytes_per_rank=figs["state_bytes_per_rank"],
         plan=figs, metadata={"circuit": name, "threads_per_rank": threads,
-                             "passes": engine.passes, "bindings": comm.allgather(binding)},
+                             "passes": engine.passes, "bindings": comm.allgather(binding),
+                             "resumed_from": resume_path, "resume_warnings": resume_warnings,
+                             "checkpoints_written": policy.written,
+                             "checkpoint_seconds": policy.seconds},
         statevector=statevector,
     )
 

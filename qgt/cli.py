@@ -4,6 +4,10 @@
     qgt plan CIRCUIT     print the plan for P ranks, without MPI
     qgt bench            time qgt against Qiskit Aer on a fixed suite
     qgt topology         what hwloc sees and the binding each rank would get
+    qgt inspect DIR      what a checkpoint holds
+
+Exit status: 0 done, 2 user error, 70 internal error, 85 checkpointed after
+SIGTERM/SIGUSR1 (requeue and rerun with --resume).
 
 User errors print one line and exit with status 2 on every rank; anything else
 on a multi-rank run aborts the whole job (MPI_Abort) so no rank is left waiting.
@@ -15,7 +19,8 @@ import argparse
 import json
 import sys
 
-from qgt.errors import QgtError, UserError
+from qgt.errors import EXIT_CHECKPOINTED, QgtError, UserError
+from qgt.runtime import signals
 
 CIRCUIT_HELP = ("a built-in (qft:N, ghz:N, random:N:DEPTH[:SEED], qpe:N[:THETA], "
                 "trotter:N:STEPS[:DT], qaoa:N:LAYERS[:SEED]) or an OpenQASM 2/3 file")
@@ -42,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qgt", description="Distributed, out-of-core state-vector quantum circuit "
         "simulator. Run multi-rank jobs as: mpiexec -n 4 qgt run CIRCUIT ...",
-        epilog="Configuration: defaults < --config/QGT_CONFIG file < QGT_* variables < flags. "
-        "See docs/config.md.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Configuration: defaults < --config/QGT_CONFIG file < QGT_* variables < flags "
+        "(docs/config.md).\nExit status: 0 done, 2 user error, 70 internal error, 85 "
+        "checkpointed after SIGTERM/SIGUSR1 (rerun with --resume).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("run", help="simulate a circuit (launch with mpiexec/srun for >1 rank)",
@@ -58,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", metavar="result.json", help="write the result as JSON")
     r.add_argument("--statevector", metavar="FILE.h5",
                    help="write the final state: FILE.h5 (/state, logical order) + per-rank files")
+    r.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
+                   help="continue from the newest valid checkpoint in DIR (default: the "
+                   "checkpoint_dir key); starts afresh when there is none")
     r.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     pl = sub.add_parser("plan", help="print the plan for P ranks (no MPI needed)",
@@ -78,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--circuits", default="", help="comma-separated subset of the suite")
     b.add_argument("--repeat", type=int, default=1, help="runs per circuit (median reported)")
     b.add_argument("--output", metavar="bench.json")
+
+    i = sub.add_parser("inspect", help="show what a checkpoint (or a directory of them) holds",
+                       description="Print a checkpoint's circuit hash, progress, ranks, layout, "
+                       "size and checksum verdict.")
+    i.add_argument("checkpoint", help="a ckpt-NNNNNN directory or the checkpoint_dir")
 
     t = sub.add_parser("topology", help="show the hwloc topology and planned rank bindings")
     t.add_argument("--ranks-per-node", type=int, default=1)
@@ -126,7 +141,12 @@ def _cmd_run(args) -> int:
         over["shots"] = args.shots
     if args.seed is not None:
         over["seed"] = args.seed
+    if args.resume is not None:
+        over["resume"] = True
+        if args.resume is not True:
+            over["checkpoint_dir"] = args.resume
     cfg = load_config(args.config, overrides=over)
+    signals.install()
     res = simulate(args.circuit, observables=args.observable, config=cfg,
                    statevector=args.statevector)
     from mpi4py import MPI
@@ -137,6 +157,13 @@ def _cmd_run(args) -> int:
                 f.write(res.to_json())
         if not args.quiet:
             _print_result(res)
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from qgt.io.inspect import describe_checkpoint
+
+    print(describe_checkpoint(args.checkpoint))
     return 0
 
 
@@ -169,13 +196,14 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handler = {"run": _cmd_run, "plan": _cmd_plan, "topology": _cmd_topology,
-               "bench": _cmd_bench}[args.command]
+               "bench": _cmd_bench, "inspect": _cmd_inspect}[args.command]
     try:
         return handler(args)
     except QgtError as e:
         rank, size = _rank_and_size()
+        what = "stopped" if e.exit_code == EXIT_CHECKPOINTED else "error"
         if rank == 0 or not getattr(e, "agreed", True):
-            print(f"qgt: error: {e}", file=sys.stderr, flush=True)
+            print(f"qgt: {what}: {e}", file=sys.stderr, flush=True)
         if size > 1 and not getattr(e, "agreed", True):
             sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(e.exit_code)
         return e.exit_code

@@ -298,7 +298,7 @@ class Config:
         "Fuse consecutive gates of a sweep into dense blocks.")
     fusion_max_qubits: int = _key(_RUN, Int(1, 6), 4,
         "Largest fused block, in qubits. At most block_qubits.")
-    exchange_chunk: int = _key(_RUN, Size(lo=4096, multiple_of=16), "64MiB",
+    exchange_chunk: int = _key(_RUN, Size(lo=4096, multiple_of=16), "16MiB",
         "Size of one MPI message of a global swap; sends and receives are pipelined "
         "chunk by chunk.")
     memory_limit: int | Literal["auto"] = _key(_OOC, Size(lo=4096, auto=True), "auto",

@@ -37,3 +37,12 @@ class InternalError(QgtError):
 
     def __init__(self, msg: str):
         super().__init__(f"internal error (this is a bug in qgt): {msg}")
+
+
+EXIT_CHECKPOINTED = 85  # documented: a batch script requeues the job on this status
+
+
+class Preempted(QgtError):
+    """A stop signal arrived: a checkpoint was written and the run stopped (not an error)."""
+
+    exit_code = EXIT_CHECKPOINTED

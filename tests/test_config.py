@@ -45,7 +45,7 @@ def write(tmp_path: Path, data: object, name: str = "x.json") -> str:
 def test_defaults_are_documented_values():
     cfg = Config()
     assert cfg.block_qubits == 16 and cfg.page_qubits == 4 and cfg.fusion_max_qubits == 4
-    assert cfg.ssd_page_size == 16 * MiB and cfg.exchange_chunk == 64 * MiB
+    assert cfg.ssd_page_size == 16 * MiB and cfg.exchange_chunk == 16 * MiB
     assert cfg.memory_limit == "auto" and cfg.seed is None and cfg.checkpoint_interval == 0
     assert load_config(env={}) == cfg
 

@@ -53,6 +53,11 @@ def rank_file(rank: int) -> str:
     return f"rank{rank:05d}.h5"
 
 
+def is_checkpoint_name(path: str) -> bool:
+    """Whether ``path`` is named like a complete checkpoint (``ckpt-000007``)."""
+    return bool(_NAME.match(os.path.basename(os.path.normpath(path))))
+
+
 class Checkpointer:
     """Writes checkpoints into ``directory``, keeping the newest ``keep``."""
 
@@ -69,32 +74,34 @@ class Checkpointer:
         comm = self.comm
         err = seq = None
         try:
-            local = np.ascontiguousarray(local)
+            local = _check_slice(local)
             meta = _encode_attrs(attrs, len(local), comm.size, executed)
-        except InternalError as e:
+        except (_Bug, TypeError, ValueError) as e:
             err = f"{_BUG}rank {comm.rank}: {e}"
         if comm.rank == 0:
             try:
                 seq = self._make_tmp()
             except OSError as e:
-                err = err or f"creating a checkpoint in {self.directory} failed: {_reason(e)}"
+                err = err or (f"writing a checkpoint in {self.directory} failed on rank 0: "
+                              f"{_reason(e)}")
         seq = comm.bcast(seq)
+        # each error is agreed on before the next step, so every rank takes the same branch
+        # and none is left waiting in a collective the others skipped
         err = comm.agree(err)
         if err is None:
             try:
                 _write_h5(os.path.join(self._tmp(seq), rank_file(comm.rank)),
                           lambda f: _fill_rank_file(f, local, comm.rank))
-            except Exception as e:  # noqa: BLE001  (any failure must reach the other ranks)
+            except Exception as e:  # any failure at all must reach the other ranks
                 err = _failure(self._final(seq), comm.rank, e)
             err = comm.agree(err)
-        if err is None and comm.rank == 0:
-            try:
-                self._commit(seq, meta, executed)
-            except Exception as e:  # noqa: BLE001
-                err = _failure(self._final(seq), 0, e)
-            if err is None:
-                self._prune()
         if err is None:
+            if comm.rank == 0:
+                try:
+                    self._commit(seq, meta, executed)
+                    self._prune()
+                except Exception as e:  # as above
+                    err = _failure(self._final(seq), 0, e)
             err = comm.bcast(err)
         if err is not None:
             self._abandon(seq)
@@ -136,12 +143,11 @@ class Checkpointer:
             shutil.rmtree(path, ignore_errors=True)
 
     def _abandon(self, seq: int | None) -> None:
-        """Rank 0 removes the partial checkpoint; the others wait so that nobody reports
-        the failure while its debris is still there."""
+        """Rank 0 removes the partial checkpoint (renamed or not: its number is new, so
+        the name is ours); the others wait, so nobody reports the failure before that."""
         if self.comm.rank == 0 and seq is not None:
             shutil.rmtree(self._tmp(seq), ignore_errors=True)
-            if not os.path.exists(os.path.join(self._final(seq), MASTER)):
-                shutil.rmtree(self._final(seq), ignore_errors=True)
+            shutil.rmtree(self._final(seq), ignore_errors=True)
         self.comm.barrier()
 
 
@@ -173,7 +179,7 @@ def find_latest(directory: str, comm, circuit_hash: str | None = None
     if comm.rank == 0:
         try:
             answer = _find_latest(directory, circuit_hash)
-        except Exception as e:  # noqa: BLE001  (must reach the other ranks)
+        except Exception as e:  # a bug on rank 0 must still reach the other ranks
             answer = (None, [], f"{_BUG}{type(e).__name__}: {e}")
     path, warnings, err = comm.bcast(answer)
     if err is not None:
@@ -205,68 +211,73 @@ def _find_latest(directory, circuit_hash):
 def read_meta(path: str) -> dict:
     """The master's attributes as Python values, plus ``executed`` (uint8 per plan item)."""
     try:
-        with h5py.File(_master(path), "r") as f:
-            meta = {k: _plain(v) for k, v in f.attrs.items()}
-            _check_version(meta)
-            meta["executed"] = f["executed"][...]
-    except (OSError, KeyError) as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e}") from None
-    return meta
+        return _read_meta(path)
+    except _Damaged as e:
+        raise CheckpointError(f"checkpoint {path}: {e}") from None
 
 
 def read_local(path: str, rank: int, size: int) -> np.ndarray:
     """Amplitudes [rank*2^n/size, (rank+1)*2^n/size) in logical order; ``size`` is the
     reader's rank count, any power of two up to 2^n (not necessarily the writer's)."""
+    meta = read_meta(path)
+    n, total = meta["n_qubits"], 1 << meta["n_qubits"]
+    if size < 1 or size & (size - 1) or size > total or not 0 <= rank < size:
+        raise CheckpointError(
+            f"checkpoint {path} holds 2^{n} amplitudes: it can be read by a power-of-two "
+            f"number of ranks up to {total}, not as rank {rank} of {size}")
+    per, wper = total // size, total // meta["ranks"]
+    lo, hi = rank * per, (rank + 1) * per
+    # a missing source file would read as the fill value (NaN), silently
+    for r in range(lo // wper, (hi - 1) // wper + 1):
+        if not os.path.isfile(os.path.join(path, rank_file(r))):
+            raise CheckpointError(f"checkpoint {path}: missing file {rank_file(r)}")
+    out = np.empty(hi - lo, dtype=np.complex128)
     try:
-        with h5py.File(_master(path), "r") as f:
-            meta = {k: _plain(f.attrs[k]) for k in ("format_version", "n_qubits", "ranks")}
-            _check_version(meta)
-            total = 1 << meta["n_qubits"]
-            if size < 1 or size & (size - 1) or size > total or not 0 <= rank < size:
-                raise CheckpointError(
-                    f"checkpoint {path} holds 2^{meta['n_qubits']} amplitudes: it can be read "
-                    f"by a power-of-two number of ranks up to {total}, not as rank {rank} of "
-                    f"{size}")
-            per, wper = total // size, total // meta["ranks"]
-            lo, hi = rank * per, (rank + 1) * per
-            # a missing source file would read as the fill value (NaN), silently
-            for r in range(lo // wper, (hi - 1) // wper + 1):
-                if not os.path.isfile(os.path.join(path, rank_file(r))):
-                    raise CheckpointError(f"checkpoint {path} is missing {rank_file(r)}")
-            out = np.empty(hi - lo, dtype=np.complex128)
+        with h5py.File(os.path.join(path, MASTER), "r") as f:
             f["state"].read_direct(out, np.s_[lo:hi])
     except (OSError, KeyError) as e:
-        raise CheckpointError(f"reading checkpoint {path} failed (is it corrupt? "
-                              f"`qgt inspect {path}` checks it): {e}") from None
+        raise CheckpointError(f"reading checkpoint {path} failed (`qgt inspect {path}` "
+                              f"checks it): {e}") from None
     return out
 
 
 # ---- writing -------------------------------------------------------------------------------
+
+class _Bug(Exception):
+    """Bad arguments from the caller (a bug in qgt), agreed on before raising InternalError."""
+
+
+def _check_slice(local) -> np.ndarray:
+    local = np.ascontiguousarray(local)
+    if local.dtype != np.complex128 or local.ndim != 1 or len(local) < 1:
+        raise _Bug(f"a checkpoint slice must be a 1-d complex128 array, not {local.dtype} "
+                   f"{local.shape}")
+    return local
+
 
 def _encode_attrs(attrs: dict, per_rank: int, ranks: int, executed) -> dict:
     """The master's attributes, checked: a wrong key or layout is a bug in the caller."""
     missing = [k for k in CALLER_KEYS if k not in attrs]
     unknown = [k for k in attrs if k not in CALLER_KEYS + ("step", "n_qubits")]
     if missing or unknown:
-        raise InternalError(f"checkpoint attributes: missing {missing}, unknown {unknown}")
+        raise _Bug(f"checkpoint attributes: missing {missing}, unknown {unknown}")
     n = (per_rank * ranks).bit_length() - 1
-    if per_rank < 1 or per_rank * ranks != 1 << n or attrs.get("n_qubits", n) != n:
-        raise InternalError(f"{per_rank} amplitudes per rank x {ranks} ranks is not 2^n_qubits")
+    if per_rank * ranks != 1 << n or attrs.get("n_qubits", n) != n:
+        raise _Bug(f"{per_rank} amplitudes per rank x {ranks} ranks is not 2^n_qubits")
     executed = np.asarray(executed)
     if executed.ndim != 1 or not np.isin(executed, (0, 1)).all():
-        raise InternalError("executed must be a 1-d array of 0/1 per plan item")
+        raise _Bug("executed must be a 1-d array of 0/1 per plan item")
     step = int(executed.sum())
     if attrs.get("step", step) != step:
-        raise InternalError(f"step {attrs['step']} != {step} executed items")
+        raise _Bug(f"step {attrs['step']} != {step} executed items")
     layout = [int(q) for q in attrs["layout"]]
     if layout != list(range(n)):
-        raise InternalError(f"checkpoint layout {layout} is not the identity: the runtime "
-                            "must restore logical order first")
-    clbits = attrs["clbits"]
+        raise _Bug(f"checkpoint layout {layout} is not the identity: the runtime must "
+                   "restore logical order first")
     try:
-        clbits = str(int(clbits))
+        clbits = str(int(attrs["clbits"]))
     except (TypeError, ValueError):
-        raise InternalError(f"clbits {clbits!r} is not an integer") from None
+        raise _Bug(f"clbits {attrs['clbits']!r} is not an integer") from None
 
     def text(v):
         return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
@@ -281,8 +292,6 @@ def _encode_attrs(attrs: dict, per_rank: int, ranks: int, executed) -> dict:
 
 
 def _fill_rank_file(f, local: np.ndarray, rank: int) -> None:
-    if local.dtype != np.complex128 or local.ndim != 1:
-        raise InternalError(f"a checkpoint slice must be 1-d complex128, not {local.dtype}")
     f.create_dataset("slice", data=local, chunks=(min(len(local), _CHUNK),), fletcher32=True)
     f.attrs["rank"] = rank
 
@@ -297,8 +306,10 @@ def _fill_master(f, meta: dict, executed) -> None:
             "./" + rank_file(r), "slice", shape=(per,))
     f.create_virtual_dataset("state", layout, fillvalue=complex("nan"))
     ex = np.asarray(executed, dtype=np.uint8)
-    f.create_dataset("executed", data=ex, chunks=(max(1, min(len(ex), _CHUNK)),),
-                     fletcher32=True)
+    if len(ex):  # HDF5 cannot chunk (so checksum) an empty dataset
+        f.create_dataset("executed", data=ex, chunks=(min(len(ex), _CHUNK),), fletcher32=True)
+    else:
+        f.create_dataset("executed", data=ex)
     for k, v in meta.items():
         f.attrs[k] = v
 
@@ -348,6 +359,13 @@ class _RawFile:
         self.pos += len(view)
         return len(view)
 
+    def read(self, size: int = -1) -> bytes:  # h5py only takes objects that have read()
+        if size < 0:
+            size = max(0, os.fstat(self.fd).st_size - self.pos)
+        data = os.pread(self.fd, size, self.pos)
+        self.pos += len(data)
+        return data
+
     def readinto(self, buf) -> int:
         view = memoryview(buf).cast("B")
         data = os.pread(self.fd, len(view), self.pos)
@@ -389,23 +407,36 @@ def _reason(e: BaseException) -> str:
 def _failure(final: str, rank: int, e: Exception) -> str:
     if isinstance(e, OSError):
         return f"writing checkpoint {final} failed on rank {rank}: {_reason(e)}"
-    return f"{_BUG}rank {rank}: {type(e).__name__}: {e}"
+    return f"{_BUG}rank {rank}: {type(e).__name__}: {e}"  # h5py refusing our own arguments
 
 
 # ---- reading -------------------------------------------------------------------------------
 
-def _master(path: str) -> str:
+class _Damaged(Exception):
+    """What is wrong with a checkpoint; the public functions add its path."""
+
+
+def _read_meta(path: str) -> dict:
     master = os.path.join(path, MASTER)
     if not os.path.isfile(master):
-        what = "missing file master.h5" if os.path.isdir(path) else "no such directory"
-        raise CheckpointError(f"checkpoint {path}: {what}")
-    return master
-
-
-def _check_version(meta: dict) -> None:
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"bad format_version {meta.get('format_version')!r} (this qgt "
-                              f"{__version__} reads version {FORMAT_VERSION})")
+        raise _Damaged(f"missing file {MASTER}" if os.path.isdir(path) else "no such directory")
+    try:
+        with h5py.File(master, "r") as f:
+            meta = {k: _plain(v) for k, v in f.attrs.items()}
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise _Damaged(f"bad format_version {meta.get('format_version')!r} (qgt "
+                               f"{__version__} reads version {FORMAT_VERSION})")
+            missing = [k for k in ATTR_KEYS if k not in meta]
+            if missing:
+                raise _Damaged(f"{MASTER} lacks attributes {missing}")
+            state = f.get("state")
+            if state is None or state.shape != (1 << meta["n_qubits"],) or not state.is_virtual:
+                raise _Damaged(f"size mismatch in {MASTER}: /state is not a virtual dataset "
+                               f"of 2^{meta['n_qubits']} amplitudes")
+            meta["executed"] = f["executed"][...]
+    except (OSError, KeyError) as e:
+        raise _Damaged(f"{MASTER} is unreadable ({e})") from None
+    return meta
 
 
 def _plain(v):
@@ -419,22 +450,15 @@ def _plain(v):
 
 def _problem(path: str) -> str | None:
     """What is wrong with a checkpoint, or None when every file and checksum is fine."""
-    if not os.path.isdir(path):
-        return "no such directory"
-    if not os.path.isfile(os.path.join(path, MASTER)):
-        return f"missing file {MASTER}"
     try:
-        meta = read_meta(path)
-    except CheckpointError as e:
+        meta = _read_meta(path)
+    except _Damaged as e:
         return str(e)
-    missing = [k for k in ATTR_KEYS if k not in meta]
-    if missing:
-        return f"{MASTER} lacks attributes {missing}"
     n, ranks = meta["n_qubits"], meta["ranks"]
     if ranks < 1 or ranks & (ranks - 1) or ranks > 1 << n:
         return f"{MASTER} says {ranks} ranks for {n} qubits"
-    if len(meta["executed"]) < meta["step"]:
-        return f"{MASTER}: step {meta['step']} but only {len(meta['executed'])} plan items"
+    if meta["step"] != int(meta["executed"].sum()):
+        return f"{MASTER}: step {meta['step']} but {meta['executed'].sum()} executed items"
     for r in range(ranks):
         problem = _rank_problem(os.path.join(path, rank_file(r)), (1 << n) // ranks)
         if problem:
