@@ -86,7 +86,7 @@ static inline void copy_run(double *dst, const double *src, size_t n)
 /* whi: physical bits of W above the contiguous low run of r bits.  Runs sit
  * far apart (often one per page), which hardware prefetchers do not follow
  * across, so the run QK_PF_AHEAD ahead is prefetched while one is copied. */
-#define QK_PF_AHEAD 1
+#define QK_PF_AHEAD 4
 
 static inline void prefetch_run(const double *p, size_t n, int write)
 {

@@ -106,9 +106,8 @@ def _wait_for_checkpoint(cluster, job_id: int, ckpt_dir: Path, timeout: float) -
     signal handlers in place); returns when, relative to now."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if ckpt_dir.is_dir() and any(
-            p.suffix == ".h5" and "tmp" not in p.name for p in ckpt_dir.rglob("*")
-        ):
+        # A complete checkpoint is a ckpt-NNNNNN directory (renamed from .tmp once written).
+        if any(p.parent.suffix != ".tmp" for p in ckpt_dir.glob("ckpt-*/master.h5")):
             return time.monotonic() - t0
         state = cluster.job_state(job_id)
         if state not in ("PENDING", "CONFIGURING", "RUNNING"):

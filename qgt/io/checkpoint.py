@@ -323,9 +323,15 @@ def _write_h5(path: str, fill) -> None:
     """
     raw = _RawFile(path)
     try:
-        with h5py.File(raw, "w", libver=_LIBVER) as f:
-            fill(f)
-        raw.finish()
+        try:
+            with h5py.File(raw, "w", libver=_LIBVER) as f:
+                fill(f)
+        except Exception:
+            # HDF5 may trip over what it failed to write: report the cause (ENOSPC)
+            raw.raise_error()
+            raise
+        raw.raise_error()
+        os.fsync(raw.fd)
     finally:
         os.close(raw.fd)
 
@@ -382,12 +388,11 @@ class _RawFile:
         return size
 
     def flush(self) -> None:
-        pass  # finish() fsyncs once, at the end
+        pass  # _write_h5 fsyncs once, at the end
 
-    def finish(self) -> None:
+    def raise_error(self) -> None:
         if self.error is not None:
-            raise OSError(self.error.errno, self.error.strerror, self.path)
-        os.fsync(self.fd)
+            raise OSError(self.error.errno, self.error.strerror, self.path) from None
 
 
 def _fsync_dir(path: str) -> None:

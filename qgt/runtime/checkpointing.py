@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 
-from qgt import __version__
 from qgt.errors import Preempted
 from qgt.plan.planner import restore_steps, undo_steps
 from qgt.runtime import signals
@@ -64,10 +63,10 @@ class CheckpointPolicy:
         executed[sorted(self.done)] = 1
         attrs = {
             "circuit_hash": self.circuit_hash, "plan_hash": plan.digest(),
-            "step": len(self.done), "n_qubits": plan.n_qubits, "ranks": self.comm.size,
+            "step": len(self.done), "n_qubits": plan.n_qubits,
             "layout": np.arange(plan.n_qubits), "clbits": str(engine.clbits),
             "rng_state": json.dumps(engine.rng.bit_generator.state),
-            "config": json.dumps(self.cfg.to_dict()), "qgt_version": __version__,
+            "config": json.dumps(self.cfg.to_dict()),
             "trajectory": 0, "elapsed": float(elapsed),
         }
         path = self.writer.write(engine.state, attrs, executed)
