@@ -4,11 +4,13 @@
  * compiled program per wmap).  Each op is classified once here so the per-unit
  * loop in qgt_kern_sweep.c only dispatches:
  *   - a dense matrix that is diagonal becomes a DIAG (phases never move data);
- *   - SWAPBITS becomes a 2-qubit permutation matrix (sparse rows: cheap);
- *   - an exact X on a high bit becomes a run swap (no arithmetic);
- *   - dense 1- and 2-qubit ops on high bits get register-resident kernels;
- *   - targets below QK_LVW live inside one vector, so their coefficients
- *     become lane-varying vectors and partners come from lane shuffles;
+ *   - an exact X, or SWAPBITS on two high bits, moves runs (QK_MOVE);
+ *     SWAPBITS of a low and a high bit is a lane blend (QK_LSWAP);
+ *   - dense 1- and 2-qubit ops on high bits get register-resident kernels,
+ *     with a half-cost variant for real matrices (h, ry, real blocks);
+ *   - targets below QK_LVW live inside one vector, so 1- and 2-qubit ops on
+ *     them get lane-varying coefficients and partners from lane shuffles;
+ *     bigger ops first swap those bits with free high bits (compile_expand);
  *   - controls split three ways: outside W (tested once per unit), high
  *     buffer bits (pinned bits of the run enumeration, so skipped amplitudes
  *     are never read), low buffer bits (lane masks).
