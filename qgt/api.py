@@ -162,7 +162,9 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     for _ in range(max(1, shots) if plan.trajectories else 1):
         engine.reset_state()
         if meta:
+            t_read = time.perf_counter()
             restore_engine(engine, resume_path, meta)
+            engine.timings["checkpoint_read"] = time.perf_counter() - t_read
         for i, step in enumerate(plan.steps):
             engine.run_step(step)
             policy.after_step(engine, plan, i, elapsed_before + time.perf_counter() - t1)
@@ -189,7 +191,7 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
         n_qubits=plan.n_qubits, ranks=comm.size, shots=shots, seed=seed, counts=counts,
         expectation_values={labels[i]: v for i, v in sorted(engine.expectations.items())},
         timings={"plan": plan_time, "run": t2 - t1, "statevector_io": t3 - t2,
-                 "total": t3 - t0, **engine.timings},
+                 "total": t3 - t0, "checkpoint_write": policy.seconds, **engine.timings},
         bytes_exchanged_per_rank=engine.exchanger.bytes_sent,
         peak_memory_per_rank=peak, state_bytes_per_rank=figs["state_bytes_per_rank"],
         plan=figs, metadata={"circuit": name, "threads_per_rank": threads,

@@ -68,14 +68,19 @@ def _fail(cluster, job_id: int, what: str) -> None:
     )
 
 
-@pytest.mark.parametrize("script", ["run-srun.sbatch", "run-mpiexec.sbatch"])
-def test_plain_run_script(slurm_cluster, tmp_path, script):
+# run-srun.sbatch keeps its default binding (numa: each rank gets its own share of the node's
+# cores, one CPU each here); run-mpiexec.sbatch runs unbound.
+@pytest.mark.parametrize("script,binding", [("run-srun.sbatch", None),
+                                            ("run-mpiexec.sbatch", "none")])
+def test_plain_run_script(slurm_cluster, tmp_path, script, binding):
     t0 = time.monotonic()
+    env = {"QGT_VENV": str(VENV)}
+    if binding:
+        env["QGT_BINDING"] = binding
     job = slurm_cluster.submit(
         SLURM / script,
         *SMALL_JOB,
-        # binding none: the test machine may have fewer cores than two ranks would bind to.
-        _export({"QGT_VENV": str(VENV), "QGT_BINDING": "none"}),
+        _export(env),
         script_args=["ghz:12", "--shots", "100", "--seed", "5"],
         cwd=tmp_path,
     )
@@ -91,6 +96,7 @@ def test_plain_run_script(slurm_cluster, tmp_path, script):
     assert res["shots"] == 100 and sum(res["counts"].values()) == 100
     assert set(res["counts"]) <= {"0" * 12, "1" * 12}, res["counts"]
     assert res["metadata"]["threads_per_rank"] == 1  # QGT_THREADS from --cpus-per-task
+    assert {b["strategy"] for b in res["metadata"]["bindings"]} == {binding or "numa"}
 
     with h5py.File(tmp_path / f"state-{job}.h5", "r") as f:
         psi = f["state"][...]
@@ -156,6 +162,7 @@ def test_requeue_script_resumes_to_the_uninterrupted_state(slurm_cluster, tmp_pa
 
     res = json.loads((tmp_path / f"result-{job}.json").read_text())
     assert res["ranks"] == 2 and res["n_qubits"] == 16
+    assert str(res["metadata"].get("resumed_from", "")).startswith(str(ckpt)), res["metadata"]
 
     # The same circuit and settings, uninterrupted and without checkpoints.
     ref = tmp_path / "reference.h5"
@@ -171,3 +178,22 @@ def test_requeue_script_resumes_to_the_uninterrupted_state(slurm_cluster, tmp_pa
     assert abs(np.vdot(resumed, resumed).real - 1) < 1e-10
     print(f"requeue-long {TROTTER}: first checkpoint {t_ckpt:.1f} s after start, "
           f"COMPLETED after {info['RestartCnt']} restart(s), {t_done:.1f} s in all")
+
+
+def test_requeue_script_does_not_requeue_a_user_error(slurm_cluster, tmp_path):
+    """Status 2 (bad input) would fail the same way again: the job fails at once, with one
+    message, and is not requeued."""
+    job = slurm_cluster.submit(
+        SLURM / "requeue-long.sbatch",
+        *SMALL_JOB,
+        _export({"QGT_VENV": str(VENV), "QGT_BINDING": "none"}),
+        script_args=["no-such-circuit.qasm"],
+        cwd=tmp_path,
+    )
+    state = slurm_cluster.wait_job(job, timeout=120)
+    out = slurm_cluster.output(job)
+    info = slurm_cluster.job_info(job)
+    assert state == "FAILED", out
+    assert info["ExitCode"] == "2:0" and info["RestartCnt"] == 0, (info, out)
+    assert out.count("qgt: error:") == 1 and "no-such-circuit.qasm" in out, out
+    assert "requeueing" not in out, out
