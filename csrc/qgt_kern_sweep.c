@@ -22,6 +22,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 void qk_apply_op(const qk_op *op, double *buf, int w, uint64_t base, uint64_t xfm,
                  uint64_t xfv)
@@ -85,32 +88,32 @@ static inline void copy_run(double *dst, const double *src, size_t n)
 
 /* whi: physical bits of W above the contiguous low run of r bits.  Runs sit
  * far apart (often one per page), which hardware prefetchers do not follow
- * across, so the run QK_PF_AHEAD ahead is prefetched while one is copied. */
-#define QK_PF_AHEAD 4
+ * across, so runs about QK_PF_BYTES ahead are prefetched while one is copied. */
+#define QK_PF_BYTES 8192
 
-static inline void prefetch_run(const double *p, size_t n, int write)
+static inline void prefetch_run(const double *p, size_t n)
 {
-    for (size_t k = 0; k < 2 * n; k += 8) {
-        if (write)
-            __builtin_prefetch(p + k, 1, 1);
-        else
-            __builtin_prefetch(p + k, 0, 1);
-    }
+    for (size_t k = 0; k < 2 * n; k += 8)
+        __builtin_prefetch(p + k, 0, 1);
 }
 
 static void gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int r)
 {
     const size_t rl = (size_t)1 << r;
+    size_t ahead = QK_PF_BYTES / (16 * rl);
+    if (ahead < 1)
+        ahead = 1;
     uint64_t f = 0, g = 0;
-    for (int k = 0; k < QK_PF_AHEAD; k++)
+    for (size_t k = 0; k < ahead && (k == 0 || g); k++)
         g = QK_NEXT(g, whi);
     do {
-        if (g)
-            prefetch_run(state + 2 * (bl | g), rl, 0);
+        if (g) {
+            prefetch_run(state + 2 * (bl | g), rl);
+            g = QK_NEXT(g, whi);
+        }
         copy_run(buf, state + 2 * (bl | f), rl);
         buf += 2 * rl;
         f = QK_NEXT(f, whi);
-        g = g ? QK_NEXT(g, whi) : 0;
     } while (f);
 }
 
@@ -119,10 +122,20 @@ static void scatter(const double *buf, double *state, uint64_t bl, uint64_t whi,
     const size_t rl = (size_t)1 << r;
     uint64_t f = 0;
     do {
-        copy_run(state + 2 * (bl | f), buf, rl);
+        double *d = state + 2 * (bl | f);
+#if defined(__SSE2__)
+        if (rl >= 4 && ((uintptr_t)d & 15) == 0) {
+            for (size_t i = 0; i < 2 * rl; i += 2)
+                _mm_stream_pd(d + i, _mm_load_pd(buf + i));
+        } else
+#endif
+            copy_run(d, buf, rl);
         buf += 2 * rl;
         f = QK_NEXT(f, whi);
     } while (f);
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
 }
 
 static int ceil_log2(int n)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from qgt.errors import EXIT_CHECKPOINTED, QgtError, UserError
@@ -183,10 +184,15 @@ def _cmd_bench(args) -> int:
 
 
 def _rank_and_size() -> tuple[int, int]:
+    """This process's rank, without initialising MPI if nothing has yet (errors found
+    before MPI starts, e.g. a bad configuration, are still printed once per job)."""
     mod = sys.modules.get("mpi4py.MPI")
-    if mod is None:
-        return 0, 1
-    return mod.COMM_WORLD.Get_rank(), mod.COMM_WORLD.Get_size()
+    if mod is not None and mod.Is_initialized():
+        return mod.COMM_WORLD.Get_rank(), mod.COMM_WORLD.Get_size()
+    for var in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var]), 1  # size 1: nothing to abort yet
+    return 0, 1
 
 
 def main(argv=None) -> int:

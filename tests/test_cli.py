@@ -126,3 +126,10 @@ def test_help_lists_the_commands():
     p = subprocess.run([QGT, "run", "--help"], capture_output=True, text=True, timeout=60,
                        env=clean_env())
     assert "--statevector" in p.stdout and "qft:N" in p.stdout
+
+
+def test_bad_environment_variable_is_reported_once():
+    t0 = time.monotonic()
+    p = run_qgt(2, ["run", "ghz:6"], env=clean_env(QGT_THREADS="many"), timeout=90)
+    _assert_fails_fast(p, t0, "QGT_THREADS")
+    assert p.stderr.count("qgt: error:") == 1

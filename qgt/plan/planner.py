@@ -273,11 +273,12 @@ class _Planner:
                 lay.swap_physical(p_local, p_rank)
             self.emit(GlobalSwap(tuple(sorted(pairs))))
         swaps = []
+        work = lay.copy()  # the layout changes only as each sweep is emitted
         for p in range(self.L):
-            if lay.logical[p] != p:
-                other = lay.phys[p]
+            if work.logical[p] != p:
+                other = work.phys[p]
                 swaps.append((p, other))
-                lay.swap_physical(p, other)
+                work.swap_physical(p, other)
         group: list[PhysOp] = []
         bits: set[int] = set(range(self.c0))
         for a, b in swaps:
@@ -290,6 +291,8 @@ class _Planner:
             self._emit_perm(group, bits)
 
     def _emit_perm(self, group, bits) -> None:
+        for op in group:
+            self.layout.swap_physical(*op.targets)
         p = 0
         while len(bits) < self.w:
             bits.add(p) if p not in bits else None
