@@ -22,9 +22,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+
 
 void qk_apply_op(const qk_op *op, double *buf, int w, uint64_t base, uint64_t xfm,
                  uint64_t xfv)
@@ -122,20 +120,10 @@ static void scatter(const double *buf, double *state, uint64_t bl, uint64_t whi,
     const size_t rl = (size_t)1 << r;
     uint64_t f = 0;
     do {
-        double *d = state + 2 * (bl | f);
-#if defined(__SSE2__)
-        if (rl >= 4 && ((uintptr_t)d & 15) == 0) {
-            for (size_t i = 0; i < 2 * rl; i += 2)
-                _mm_stream_pd(d + i, _mm_load_pd(buf + i));
-        } else
-#endif
-            copy_run(d, buf, rl);
+        copy_run(state + 2 * (bl | f), buf, rl);
         buf += 2 * rl;
         f = QK_NEXT(f, whi);
     } while (f);
-#if defined(__SSE2__)
-    _mm_sfence();
-#endif
 }
 
 static int ceil_log2(int n)

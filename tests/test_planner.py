@@ -108,11 +108,9 @@ def test_bad_observable_is_a_user_error():
 def test_restore_and_undo_layout_at_every_step(ranks):
     """A checkpoint restores logical order mid-plan, then undoes it: the final state
     must be unchanged whichever step it happens after."""
-    from qgt.plan.planner import restore_steps, undo_steps
-    from qgt.plan.steps import Plan
-
     from qgt.ops import Circuit
-    from qgt.plan.planner import plan_items
+    from qgt.plan.planner import plan_items, restore_steps, undo_steps
+    from qgt.plan.steps import Plan
     from tests.reference import simulate_reference
 
     qc = random_circuit(8, 8, seed=5)
