@@ -23,7 +23,6 @@
 #include <omp.h>
 #endif
 
-
 void qk_apply_op(const qk_op *op, double *buf, int w, uint64_t base, uint64_t xfm,
                  uint64_t xfv)
 {
@@ -73,20 +72,27 @@ static void run_unit(const qgt_kern_prog *p, double *buf, uint64_t base)
             qk_apply_op(&p->ops[k], buf, p->w, base, 0, 0);
 }
 
-/* n amplitudes; short runs are copied inline, long ones by memcpy */
+/* n amplitudes, copied with plain vector moves */
 static inline void copy_run(double *dst, const double *src, size_t n)
 {
-    if (n >= 32) {
-        memcpy(dst, src, n * 2 * sizeof(double));
-        return;
+    size_t i = 0;
+    for (; i + 4 * QK_VW <= n; i += 4 * QK_VW) {
+        const qk_vd a = qk_ld(src + 2 * i), b = qk_ld(src + 2 * i + QK_VD),
+                    c = qk_ld(src + 2 * i + 2 * QK_VD), d = qk_ld(src + 2 * i + 3 * QK_VD);
+        qk_st(dst + 2 * i, a);
+        qk_st(dst + 2 * i + QK_VD, b);
+        qk_st(dst + 2 * i + 2 * QK_VD, c);
+        qk_st(dst + 2 * i + 3 * QK_VD, d);
     }
-    for (size_t i = 0; i < 2 * n; i++)
-        dst[i] = src[i];
+    for (; i < n; i++) {
+        dst[2 * i] = src[2 * i];
+        dst[2 * i + 1] = src[2 * i + 1];
+    }
 }
 
 /* whi: physical bits of W above the contiguous low run of r bits.  Runs sit
- * far apart (often one per page), which hardware prefetchers do not follow
- * across, so runs about QK_PF_BYTES ahead are prefetched while one is copied. */
+ * far apart, and hardware prefetchers do not follow a stream across pages,
+ * so short runs about QK_PF_BYTES ahead are prefetched while one is copied. */
 #define QK_PF_BYTES 8192
 
 static inline void prefetch_run(const double *p, size_t n)
@@ -98,9 +104,8 @@ static inline void prefetch_run(const double *p, size_t n)
 static void gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int r)
 {
     const size_t rl = (size_t)1 << r;
-    size_t ahead = QK_PF_BYTES / (16 * rl);
-    if (ahead < 1)
-        ahead = 1;
+    /* runs longer than a page are left to the hardware prefetcher */
+    const size_t ahead = 16 * rl > 4096 ? 0 : QK_PF_BYTES / (16 * rl);
     uint64_t f = 0, g = 0;
     for (size_t k = 0; k < ahead && (k == 0 || g); k++)
         g = QK_NEXT(g, whi);

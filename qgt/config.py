@@ -306,10 +306,14 @@ class Config:
         "auto = the node's available RAM / ranks on the node x 0.9.")
     scratch_dir: str = _key(_OOC, Directory(empty_means="$TMPDIR, else /tmp"), "",
         "Directory for out-of-core pages; put it on node-local SSD.")
-    ssd_page_size: int = _key(_OOC, Size(lo=4096, power_of_two=True), "16MiB",
-        "Out of core: the page, the unit of I/O.")
-    prefetch_depth: int = _key(_OOC, Int(1, 64), 4,
-        "Pages read ahead of the one being computed on.")
+    storage: str = _key(_OOC, Choice(("auto", "ram", "ssd")), "auto",
+        "Where the slice lives: auto = RAM when it fits memory_limit, else pages on "
+        "scratch_dir; ram or ssd force one tier.")
+    ssd_page_size: int = _key(_OOC, Size(lo=256, power_of_two=True), "16MiB",
+        "Out of core: the page, the unit of I/O (direct_io needs >= 4KiB).")
+    prefetch_depth: int = _key(_OOC, Int(1, 8), 1,
+        "Page groups read ahead of the one being computed on; each costs one group "
+        "buffer of RAM.")
     direct_io: bool = _key(_OOC, Bool(), True,
         "Bypass the OS page cache (O_DIRECT) for page I/O.")
     sparse_pages: bool = _key(_OOC, Bool(), True,

@@ -60,6 +60,9 @@ def run_plan(plan, check: bool = True, initial=None) -> tuple[np.ndarray, dict]:
             if check:
                 assert all(b < L for b in s.wbits), (s.wbits, L)
                 assert len(s.wbits) == len(set(s.wbits))
+            if s.inner:
+                psi = _run_inner(psi, n, s, check)
+                continue
             for op in s.ops:
                 if check and op.kind in (DENSE, SWAPBITS):
                     assert set(op.targets) <= set(s.wbits), (op, s.wbits)
@@ -67,7 +70,7 @@ def run_plan(plan, check: bool = True, initial=None) -> tuple[np.ndarray, dict]:
         elif isinstance(s, GlobalSwap):
             for p, r in s.pairs:
                 if check:
-                    assert p < L <= r, s
+                    assert plan.page_floor <= p < L <= r, s  # whole pages move
                 t = psi.reshape((2,) * n)
                 psi = np.swapaxes(t, _axis(n, p), _axis(n, r)).reshape(-1).copy()
         elif isinstance(s, ExpectStep):
@@ -79,3 +82,23 @@ def run_plan(plan, check: bool = True, initial=None) -> tuple[np.ndarray, dict]:
         else:
             raise ValueError(f"plan reference does not run {type(s).__name__}")
     return psi, expect
+
+
+def _run_inner(psi: np.ndarray, n: int, sweep, check: bool) -> np.ndarray:
+    """An out-of-core sweep: permute to the group buffer's virtual bits, run the inner
+    plan there, permute back."""
+    group = len(sweep.wbits)
+    # virtual axis order: axis a of the reshaped tensor is bit n-1-a
+    phys_of_virtual = [0] * n
+    for b, v in enumerate(sweep.vmap):
+        phys_of_virtual[v] = b
+    perm = [_axis(n, phys_of_virtual[n - 1 - a]) for a in range(n)]
+    t = np.transpose(psi.reshape((2,) * n), perm).reshape(-1).copy()
+    for inner in sweep.inner:
+        if check:
+            assert all(b < group for b in inner.wbits), (inner.wbits, group)
+        for op in inner.ops:
+            if check and op.kind in (DENSE, SWAPBITS):
+                assert set(op.targets) <= set(inner.wbits), (op, inner.wbits)
+            t = apply_physop(t, n, op)
+    return np.transpose(t.reshape((2,) * n), np.argsort(perm)).reshape(-1).copy()

@@ -157,7 +157,7 @@ def test_non_qgt_variables_are_ignored():
         ("fusion_max_qubits", "7", "from 1 to 6"),
         ("fusion", "maybe", "true or false"),
         ("ssd_page_size", "12KiB", "a power of two"),
-        ("ssd_page_size", "1KiB", ">= 4KiB"),
+        ("ssd_page_size", "128", ">= 256"),
         ("exchange_chunk", "4100", "a multiple of 16 bytes"),
         ("memory_limit", "lots", '"auto"'),
         ("memory_limit", "4GB", "binary units"),
@@ -165,7 +165,7 @@ def test_non_qgt_variables_are_ignored():
         ("log_level", "verbose", "one of error, warning, info, debug"),
         ("checkpoint_interval", "soon", "a duration"),
         ("checkpoint_keep", "0", "an integer >= 1"),
-        ("prefetch_depth", "0", "from 1 to 64"),
+        ("prefetch_depth", "0", "from 1 to 8"),
         ("seed", "-5", "or null"),
     ],
 )

@@ -25,7 +25,7 @@ import hashlib
 
 import numpy as np
 
-from qgt.errors import UserError
+from qgt.errors import CapacityError, InternalError, UserError
 from qgt.ops import Circuit, Condition, Gate, Measure, Reset, Swap
 from qgt.plan.fusion import fuse
 from qgt.plan.layout import Layout
@@ -76,8 +76,10 @@ def _moving(item) -> tuple[int, ...]:
 
 
 class _Planner:
-    def __init__(self, n: int, g: int, w: int, c0: int, fusion_max: int):
+    def __init__(self, n: int, g: int, w: int, c0: int, fusion_max: int, floor: int = 0):
         self.n, self.g, self.L = n, g, n - g
+        # out of core, the in-page bits never go to a rank bit: exchanges move whole pages
+        self.floor = floor
         self.layout = Layout(n, self.L)
         self.w = min(w, self.L)
         self.c0 = c0
@@ -118,10 +120,11 @@ class _Planner:
         incoming += [q for q in self._upcoming(items, self.L - self.c0)
                      if not lay.is_local(q) and q not in incoming]
         nxt = self._next_use(items)
-        evictable = [lay.logical[p] for p in range(self.L) if lay.logical[p] not in window]
+        slots = range(self.floor, self.L)
+        evictable = [lay.logical[p] for p in slots if lay.logical[p] not in window]
         if len(evictable) < len(incoming):
             # not enough room for the whole window: evict anything not needed right now
-            evictable = [lay.logical[p] for p in range(self.L) if lay.logical[p] not in needed]
+            evictable = [lay.logical[p] for p in slots if lay.logical[p] not in needed]
         # furthest next use first (Belady); among ties, qubits whose home is a rank bit,
         # so that the exchange also moves them towards the final (identity) layout
         home = self._final_labels(items)
@@ -255,11 +258,18 @@ class _Planner:
             phys = self.layout.phys
             xmask = sum(1 << phys[q] for q in xq)
             zmask = sum(1 << phys[q] for q in zq)
-            self.emit(ExpectStep(i, xmask, zmask, ny))
+            wset = set(range(self.c0)) | {phys[q] for q in xq}
+            p = 0
+            while len(wset) < self.w:
+                wset.add(p)
+                p += 1
+            self.emit(ExpectStep(i, xmask, zmask, ny, tuple(sorted(wset))))
 
     def normalise(self) -> None:
         """Undo the layout so outputs are in logical Qiskit order."""
         lay = self.layout
+        if self.floor:
+            self._lift_rank_homes()
         for _ in range(self.g + 1):
             pairs = [(lay.phys[p], p) for p in range(self.L, self.n)
                      if lay.logical[p] != p and lay.is_local(p)]
@@ -289,6 +299,17 @@ class _Planner:
             bits |= {a, b}
         if group:
             self._emit_perm(group, bits)
+
+    def _lift_rank_homes(self) -> None:
+        """Out of core: a qubit whose home is a rank bit but that SWAP relabellings left
+        on an in-page bit moves to a page bit first, so the exchange moves whole pages."""
+        lay = self.layout
+        low = [q for q in range(self.L, self.n) if lay.phys[q] < self.floor]
+        spare = [p for p in range(self.floor, self.L) if lay.logical[p] < self.L]
+        group = [PhysOp(SWAPBITS, (lay.phys[q], p), np.zeros(0, dtype=complex), name="swapbits")
+                 for q, p in zip(low, spare)]
+        if group:
+            self._emit_perm(group, set(range(self.c0)) | {b for op in group for b in op.targets})
 
     def _emit_perm(self, group, bits) -> None:
         for op in group:
@@ -352,9 +373,15 @@ def circuit_digest(circ: Circuit) -> str:
 
 def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: int = 4,
               observables: list[str] | None = None, fusion_max_qubits: int = 4,
-              done: set[int] | None = None) -> Plan:
+              done: set[int] | None = None, ssd: tuple[int, int] | None = None) -> Plan:
     """Plan ``circ`` for ``ranks`` MPI ranks (a power of two); items in ``done`` (from a
-    checkpoint, whose state is in logical order) are skipped."""
+    checkpoint, whose state is in logical order) are skipped.
+
+    ``ssd=(page_bits, group_bits)`` plans out of core: the outer plan's working set is a
+    page group of 2^group_bits amplitudes that always holds the in-page bits, and every
+    outer sweep carries an inner, cache-blocked plan (``block_qubits``, ``page_qubits``)
+    for the group buffer.
+    """
     n = circ.n_qubits
     observables = list(observables or [])
     if ranks < 1 or ranks & (ranks - 1):
@@ -372,9 +399,19 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
         raise UserError(
             f"a gate or observable acts non-diagonally on {kmax} qubits, but with {ranks} ranks "
             f"each rank holds only {L} qubits: use at most {2 ** (n - kmax)} ranks")
-    w = min(block_qubits, L)
-    c0 = max(0, min(page_qubits, w - kmax))
-    pl = _Planner(n, g, w, c0, fusion_max_qubits)
+    if ssd:
+        p, group = ssd
+        w = min(group, L)
+        if p > L or w - p < min(kmax, L - p):
+            raise CapacityError(
+                f"out of core, a page group must hold the {p} in-page qubits plus the {kmax} "
+                f"qubits of the widest gate, but memory_limit allows groups of only {w} "
+                "qubits: raise memory_limit or use a smaller ssd_page_size")
+        c0, floor = p, p
+    else:
+        w = min(block_qubits, L)
+        c0, floor = max(0, min(page_qubits, w - kmax)), 0
+    pl = _Planner(n, g, w, c0, fusion_max_qubits, floor)
     pl.run_ops([(i, it) for i, it in enumerate(items) if not done or i not in done])
     pl.expectations(observables)
     pl.normalise()
@@ -384,19 +421,29 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
         n_clbits=circ.n_clbits, final_layout=pl.layout.as_tuple(),
         terminal=tuple((m.qubit, m.clbit) for m in terminal), trajectories=trajectories,
         lower_bound_exchanges=lower_bound_exchanges(items, n, g, obs_x),
-        n_items=len(items), layouts=pl.layouts,
+        n_items=len(items), layouts=pl.layouts, page_floor=floor,
     )
+    if ssd:
+        plan.steps = [attach_inner(s, n, w, block_qubits, page_qubits)
+                      if isinstance(s, Sweep) else s for s in plan.steps]
     plan.decisions = {"block_qubits": w, "page_qubits": c0, "fusion_max_qubits": fusion_max_qubits,
-                      "max_gate_moving_qubits": kmax}
+                      "max_gate_moving_qubits": kmax, "storage": "ssd" if ssd else "ram"}
+    if ssd:
+        plan.decisions.update(inner_block=block_qubits, inner_page=page_qubits)
     return plan
 
 
 def restore_steps(plan: Plan, layout: tuple[int, ...]) -> list:
     """Steps that take the state from ``layout`` to logical order (for a checkpoint,
     which always stores logical order so it can resume on any rank count)."""
-    pl = _Planner(plan.n_qubits, plan.rank_bits, plan.block_qubits, plan.page_qubits, 1)
+    pl = _Planner(plan.n_qubits, plan.rank_bits, plan.block_qubits, plan.page_qubits, 1,
+                  plan.page_floor)
     pl.layout = Layout.from_phys(layout, plan.local_bits)
     pl.normalise()
+    if plan.page_floor:
+        return [attach_inner(s, plan.n_qubits, plan.block_qubits, plan.decisions["inner_block"],
+                             plan.decisions["inner_page"]) if isinstance(s, Sweep) else s
+                for s in pl.steps]
     return pl.steps
 
 
@@ -405,5 +452,41 @@ def undo_steps(steps: list) -> list:
     inverses, so replay them backwards."""
     out = []
     for s in reversed(steps):
-        out.append(Sweep(s.wbits, tuple(reversed(s.ops))) if isinstance(s, Sweep) else s)
+        if isinstance(s, Sweep):
+            inner = tuple(Sweep(i.wbits, tuple(reversed(i.ops))) for i in reversed(s.inner))
+            s = Sweep(s.wbits, tuple(reversed(s.ops)), (), inner, s.vmap)
+        out.append(s)
     return out
+
+
+def attach_inner(sweep: Sweep, n: int, group_bits: int, block_qubits: int,
+                 page_qubits: int) -> Sweep:
+    """Give an out-of-core sweep its inner plan: the sweep's gates re-expressed in the bits
+    of a page-group buffer, planned as cache-blocked sweeps over that buffer.
+
+        group buffer bit j  <->  physical bit wbits[j]        (j < group_bits)
+        every other physical bit  ->  a bit >= group_bits, fixed within a group
+    """
+    outside = [b for b in range(n) if b not in set(sweep.wbits)]
+    vmap = [0] * n
+    for j, b in enumerate(sweep.wbits):
+        vmap[b] = j
+    for k, b in enumerate(outside):
+        vmap[b] = group_bits + k
+    gates = []
+    for op in sweep.ops:
+        ctrls = [b for b in range(n) if op.ctrl_mask >> b & 1]
+        vals = tuple((op.ctrl_val >> b) & 1 for b in ctrls)
+        targets = tuple(vmap[t] for t in op.targets)
+        if op.kind == SWAPBITS:
+            gates.append(Gate("swapbits", targets, _SWAP))
+        else:
+            gates.append(Gate(op.name, targets, op.matrix, op.kind == DIAG,
+                              tuple(vmap[c] for c in ctrls), vals, op.condition))
+    kmax = max([len(g.moving_targets) for g in gates] + [1])
+    w = min(block_qubits, group_bits)
+    pl = _Planner(n, n - group_bits, w, max(0, min(page_qubits, w - kmax)), 1)
+    pl.run_ops(list(enumerate(gates)))
+    if any(not isinstance(s, Sweep) for s in pl.steps):
+        raise InternalError("an inner out-of-core plan needed a data exchange")
+    return Sweep(sweep.wbits, sweep.ops, sweep.items, tuple(pl.steps), tuple(vmap))

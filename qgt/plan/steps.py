@@ -41,6 +41,8 @@ class Sweep:
     wbits: tuple[int, ...]
     ops: tuple[PhysOp, ...]
     items: tuple[int, ...] = ()  # the circuit items this sweep completes
+    inner: tuple = ()  # out of core: sweeps over the page-group buffer (virtual bits)
+    vmap: tuple[int, ...] = ()  # out of core: physical bit -> virtual bit
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class ExpectStep:
     xmask: int
     zmask: int
     ny: int
+    wbits: tuple[int, ...] = ()  # out of core: a page group holding the X/Y bits
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Plan:
     decisions: dict = field(default_factory=dict)
     n_items: int = 0  # lowered circuit items (a checkpoint records which are done)
     layouts: list = field(default_factory=list)  # logical->physical after each step
+    page_floor: int = 0  # out of core: the in-page bits (never exchanged); 0 in RAM
 
     @property
     def local_bits(self) -> int:

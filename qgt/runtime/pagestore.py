@@ -1,0 +1,149 @@
+"""One rank's slice on node-local disk, as pages of 2^p amplitudes.
+
+Called by the out-of-core engine (``qgt.runtime.ooc``).  Storage is compact: a page
+occupies a slot in the scratch file only while it is non-zero; an all-zero page is a
+flag and never touches the disk, in either direction.  Slots freed by pages that turn
+zero are reused, so the file never grows beyond the largest number of non-zero pages
+seen at once (and a sparse 45-qubit GHZ state needs two pages, not 512 TiB or a file
+larger than ext4's 16 TiB limit, which a hole-per-page layout would need).
+
+With ``direct_io`` the file is opened with O_DIRECT, so pages bypass the page cache:
+buffers come from ``aligned_empty`` and pages are multiples of 4 KiB.  The file is
+removed by ``close()``, at interpreter exit, and when the store is garbage-collected,
+so a failed run does not leave tens of GiB behind.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import uuid
+import weakref
+
+import numpy as np
+
+from qgt.errors import CapacityError, UserError
+
+AMP = 16
+_DIRECT_ALIGN = 4096
+
+
+def aligned_empty(n_amps: int) -> np.ndarray:
+    """A page-aligned complex128 buffer (anonymous mmap), usable with O_DIRECT."""
+    nbytes = max(n_amps * AMP, mmap.PAGESIZE)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype=np.complex128, count=n_amps)
+
+
+def free_space(directory: str) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def _remove(fd_box: list, path: str) -> None:
+    if fd_box:
+        try:
+            os.close(fd_box.pop())
+        except OSError:
+            pass
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class PageStore:
+    """2^L amplitudes of one rank in 2^(L-p) pages of 2^p amplitudes."""
+
+    def __init__(self, directory: str, rank: int, local_bits: int, page_qubits: int,
+                 direct_io: bool = True, sparse: bool = True):
+        self.page_amps = 1 << page_qubits
+        self.page_bytes = self.page_amps * AMP
+        self.n_pages = 1 << (local_bits - page_qubits)
+        self.sparse = sparse
+        if direct_io and self.page_bytes % _DIRECT_ALIGN:
+            raise UserError(f"direct_io needs ssd_page_size >= 4KiB, got {self.page_bytes} "
+                            "bytes: set direct_io=false or use larger pages")
+        if not os.path.isdir(directory):
+            raise UserError(f"scratch_dir '{directory}' is not a directory")
+        self.path = os.path.join(directory, f"qgt-{os.getpid()}-rank{rank}-"
+                                            f"{uuid.uuid4().hex[:8]}.pages")
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | (os.O_DIRECT if direct_io else 0)
+        try:
+            self.fd = os.open(self.path, flags, 0o600)
+        except OSError as e:
+            raise UserError(f"cannot create the page file in scratch_dir '{directory}': "
+                            f"{e.strerror}") from e
+        self._fd_box = [self.fd]
+        self._finalizer = weakref.finalize(self, _remove, self._fd_box, self.path)
+        self.slot = np.full(self.n_pages, -1, dtype=np.int64)  # page -> slot, -1 = zero
+        self.free: list[int] = []
+        self.n_slots = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.max_pages_stored = 0
+
+    # ---- pages ---------------------------------------------------------------------
+    def is_zero(self, page: int) -> bool:
+        return self.slot[page] < 0
+
+    def zero_flags(self, pages=None) -> np.ndarray:
+        s = self.slot if pages is None else self.slot[pages]
+        return s < 0
+
+    def read(self, page: int, out: np.ndarray) -> None:
+        s = int(self.slot[page])
+        if s < 0:
+            out.fill(0)
+            return
+        n = os.preadv(self.fd, [memoryview(out).cast("B")], s * self.page_bytes)
+        if n != self.page_bytes:
+            raise OSError(f"short read of page {page} from {self.path}")
+        self.bytes_read += n
+
+    def write(self, page: int, data: np.ndarray) -> None:
+        if self.sparse and not data.any():
+            self.drop(page)
+            return
+        s = int(self.slot[page])
+        if s < 0:
+            s = self.free.pop() if self.free else self._new_slot()
+            self.slot[page] = s
+        try:
+            n = os.pwritev(self.fd, [memoryview(data).cast("B")], s * self.page_bytes)
+        except OSError as e:
+            if e.errno == 28:
+                raise CapacityError(
+                    f"scratch_dir is full writing page {page} to {self.path}: "
+                    f"{self.stored_pages()} pages of {self.page_bytes} bytes stored") from e
+            raise
+        if n != self.page_bytes:
+            raise OSError(f"short write of page {page} to {self.path}")
+        self.bytes_written += n
+        self.max_pages_stored = max(self.max_pages_stored, self.stored_pages())
+
+    def drop(self, page: int) -> None:
+        """The page is all zero: forget it (its slot is reused)."""
+        s = int(self.slot[page])
+        if s >= 0:
+            self.free.append(s)
+            self.slot[page] = -1
+
+    def clear(self) -> None:
+        self.slot[:] = -1
+        self.free = list(range(self.n_slots))
+
+    def _new_slot(self) -> int:
+        self.n_slots += 1
+        return self.n_slots - 1
+
+    # ---- accounting ----------------------------------------------------------------
+    def stored_pages(self) -> int:
+        return int((self.slot >= 0).sum())
+
+    def allocated_bytes(self) -> int:
+        """Bytes the file really occupies on disk."""
+        return os.fstat(self.fd).st_blocks * 512
+
+    def close(self) -> None:
+        self._finalizer()
