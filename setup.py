@@ -87,6 +87,7 @@ setup(
     python_requires=">=3.12",
     install_requires=[
         "numpy",
+        "Cython",  # build-time only (pip install --no-build-isolation uses the env's)
         "mpi4py",
         "mpich",
         "h5py",

@@ -192,7 +192,7 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
         expectation_values={labels[i]: v for i, v in sorted(engine.expectations.items())},
         timings={"plan": plan_time, "run": t2 - t1, "statevector_io": t3 - t2,
                  "total": t3 - t0, "checkpoint_write": policy.seconds, **engine.timings},
-        bytes_exchanged_per_rank=engine.exchanger.bytes_sent,
+        bytes_exchanged_per_rank=engine.bytes_moved()["exchanged"],
         peak_memory_per_rank=peak, state_bytes_per_rank=figs["state_bytes_per_rank"],
         plan=figs, metadata={"circuit": name, "threads_per_rank": threads,
                              "passes": engine.passes, "bindings": comm.allgather(binding),
@@ -230,7 +230,7 @@ def _write_statevector(path: str, engine, comm, plan, name: str) -> None:
 
     err = None
     try:
-        hdf5.write_slice(path, comm.rank, engine.state)
+        hdf5.write_slice(path, comm.rank, engine.chunks(), 1 << plan.local_bits)
     except OSError as e:
         err = f"cannot write the state vector slice of rank {comm.rank}: {e}"
     err = comm.agree(err)

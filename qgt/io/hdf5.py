@@ -22,13 +22,16 @@ def slice_path(master: str, rank: int) -> str:
     return f"{root}.rank{rank:05d}.h5"
 
 
-def write_slice(master: str, rank: int, data: np.ndarray, fletcher32: bool = True) -> str:
-    """Write this rank's slice (already in logical order) to its own file."""
+def write_slice(master: str, rank: int, pieces, length: int, fletcher32: bool = True) -> str:
+    """Write this rank's slice (already in logical order) to its own file, from
+    ``pieces``: (offset, array) in order (one array in RAM, page by page out of core)."""
     path = slice_path(master, rank)
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
-        f.create_dataset("slice", data=data, fletcher32=fletcher32,
-                         chunks=(min(len(data), 1 << 16),))
+        ds = f.create_dataset("slice", shape=(length,), dtype=np.complex128,
+                              fletcher32=fletcher32, chunks=(min(length, 1 << 16),))
+        for offset, data in pieces:
+            ds[offset:offset + len(data)] = data
         f.attrs["rank"] = rank
     os.replace(tmp, path)
     return path

@@ -69,7 +69,7 @@ class CheckpointPolicy:
             "config": json.dumps(self.cfg.to_dict()),
             "trajectory": 0, "elapsed": float(elapsed),
         }
-        path = self.writer.write(engine.state, attrs, executed)
+        path = self.writer.write(engine.local_state(), attrs, executed)
         engine.run(undo_steps(restore))
         self.written.append(path)
         self.last = time.monotonic()
@@ -81,6 +81,6 @@ def restore_engine(engine, path: str, meta: dict) -> None:
     """Load a checkpoint's state, classical bits and random stream into ``engine``."""
     from qgt.io.checkpoint import read_local
 
-    engine.state[:] = read_local(path, engine.comm.rank, engine.comm.size)
+    engine.load_local(read_local(path, engine.comm.rank, engine.comm.size))
     engine.clbits = int(meta["clbits"])
     engine.rng.bit_generator.state = json.loads(meta["rng_state"])

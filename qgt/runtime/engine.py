@@ -3,6 +3,8 @@ exchanger, measurements and expectation values through reductions.
 
 Called by ``qgt.api.simulate`` on every rank, which all run the same steps in the
 same order (so every collective is matched) and draw the same random numbers.
+``Engine`` keeps the slice in RAM; ``qgt.runtime.ooc.OocEngine`` overrides the
+methods marked "storage" to keep it in pages on disk.
 """
 
 from __future__ import annotations
@@ -26,8 +28,15 @@ def condition_holds(cond, clbits: int) -> bool:
     return (got == cond.value) == getattr(cond, "equal", True)
 
 
+def pack(ops) -> _kern.OpList:
+    return _kern.OpList([(_KIND[op.kind], op.targets, op.ctrl_mask, op.ctrl_val,
+                          np.ascontiguousarray(op.matrix, dtype=complex)) for op in ops])
+
+
 class Engine:
-    """One rank's state slice and the machinery to run plan steps on it."""
+    """One rank's state slice (in RAM) and the machinery to run plan steps on it."""
+
+    storage = "ram"
 
     def __init__(self, plan, comm, threads: int, exchange_chunk: int, rng: np.random.Generator):
         self.plan = plan
@@ -36,21 +45,61 @@ class Engine:
         self.base = comm.rank << self.L
         self.threads = threads
         self.rng = rng
-        self.exchanger = Exchanger(comm, exchange_chunk)
-        self.state = np.zeros(1 << self.L, dtype=complex)
         self.timings = {"compute": 0.0, "communication": 0.0, "reductions": 0.0}
         self.passes = 0
+        self._allocate(exchange_chunk)
         self.reset_state()
 
-    def reset_state(self) -> None:
+    # ---- storage -------------------------------------------------------------------
+    def _allocate(self, exchange_chunk: int) -> None:
+        self.exchanger = Exchanger(self.comm, exchange_chunk)
+        self.state = np.zeros(1 << self.L, dtype=complex)
+
+    def _set_zero_state(self) -> None:
         self.state[:] = 0
         if self.comm.rank == 0:
             self.state[0] = 1.0
+
+    def _apply_sweep(self, step: Sweep, ops: list[PhysOp]) -> None:
+        ops, self.pending = self.pending + ops, []
+        _kern.sweep(self.state, self.L, self.base, list(step.wbits), pack(ops), self.threads)
+
+    def _global_swap(self, pairs) -> None:
+        self.exchanger.global_swap(self.state, self.L, pairs)
+
+    def _marginal(self, bits) -> np.ndarray:
+        return _kern.marginal(self.state, self.L, self.base, list(bits), self.threads)
+
+    def _pauli(self, step: ExpectStep) -> complex:
+        return _kern.pauli_expect(self.state, self.L, self.base, step.xmask, step.zmask,
+                                  self.threads)
+
+    def _sample_local(self, targets: np.ndarray) -> np.ndarray:
+        return _kern.sample_sorted(self.state, np.ascontiguousarray(targets))
+
+    def chunks(self):
+        """The slice in order, as (offset, array) pieces (outputs and checkpoints)."""
+        yield 0, self.state
+
+    def local_state(self) -> np.ndarray:
+        return self.state
+
+    def load_local(self, data: np.ndarray) -> None:
+        self.state[:] = data
+
+    def bytes_moved(self) -> dict:
+        return {"exchanged": self.exchanger.bytes_sent, "read": 0, "written": 0}
+
+    def close(self) -> None:
+        pass
+
+    # ---- steps ---------------------------------------------------------------------
+    def reset_state(self) -> None:
+        self._set_zero_state()
         self.clbits = 0
         self.pending: list[PhysOp] = []
         self.expectations: dict[int, float] = {}
 
-    # ---- steps -------------------------------------------------------------------
     def run(self, steps=None) -> None:
         for step in (self.plan.steps if steps is None else steps):
             self.run_step(step)
@@ -58,12 +107,12 @@ class Engine:
 
     def run_step(self, step) -> None:
         if isinstance(step, Sweep):
-            self._sweep(step.wbits, list(step.ops))
+            self._sweep(step)
             return
         self.flush()
         if isinstance(step, GlobalSwap):
             t = time.perf_counter()
-            self.exchanger.global_swap(self.state, self.L, step.pairs)
+            self._global_swap(step.pairs)
             self.timings["communication"] += time.perf_counter() - t
         elif isinstance(step, MeasureStep):
             self._measure(step)
@@ -75,25 +124,21 @@ class Engine:
     def flush(self) -> None:
         """Apply collapses still pending from a measurement (before data moves)."""
         if self.pending:
-            self._sweep(tuple(range(min(self.plan.block_qubits, self.L))), [])
+            self._sweep(Sweep(tuple(range(min(self.plan.block_qubits, self.L))), ()))
 
-    def _sweep(self, wbits, ops: list[PhysOp]) -> None:
-        ops = self.pending + [op for op in ops if condition_holds(op.condition, self.clbits)]
-        self.pending = []
-        if not ops:
+    def _sweep(self, step: Sweep) -> None:
+        ops = [op for op in step.ops if condition_holds(op.condition, self.clbits)]
+        if not ops and not self.pending:
             return
-        packed = _kern.OpList([(_KIND[op.kind], op.targets, op.ctrl_mask, op.ctrl_val,
-                                np.ascontiguousarray(op.matrix, dtype=complex)) for op in ops])
         t = time.perf_counter()
-        _kern.sweep(self.state, self.L, self.base, list(wbits), packed, self.threads)
+        self._apply_sweep(step, ops)
         self.timings["compute"] += time.perf_counter() - t
         self.passes += 1
 
     # ---- reductions ----------------------------------------------------------------
     def _measure(self, step: MeasureStep) -> None:
         t = time.perf_counter()
-        local = _kern.marginal(self.state, self.L, self.base, list(step.bits), self.threads)
-        probs = self.comm.allreduce_sum(local)
+        probs = self.comm.allreduce_sum(self._marginal(step.bits))
         total = probs.sum()
         outcome = int(np.searchsorted(np.cumsum(probs), self.rng.random() * total, side="right"))
         outcome = min(outcome, len(probs) - 1)
@@ -109,8 +154,7 @@ class Engine:
 
     def _expect(self, step: ExpectStep) -> None:
         t = time.perf_counter()
-        val = _kern.pauli_expect(self.state, self.L, self.base, step.xmask, step.zmask,
-                                 self.threads)
+        val = self._pauli(step)
         tot = self.comm.allreduce_sum(np.array([val.real, val.imag]))
         self.expectations[step.index] = float((complex(tot[0], tot[1]) * 1j ** step.ny).real)
         self.timings["reductions"] += time.perf_counter() - t
@@ -122,15 +166,14 @@ class Engine:
         of the cumulative distribution, so the counts do not depend on the rank count.
         """
         t = time.perf_counter()
-        local = float(_kern.marginal(self.state, self.L, self.base, [], self.threads)[0])
+        local = float(self._marginal([])[0])
         totals = np.array(self.comm.allgather(local))
         offsets = np.concatenate([[0.0], np.cumsum(totals)])
         u = np.sort(self.rng.random(shots)) * offsets[-1]
         lo, hi = offsets[self.comm.rank], offsets[self.comm.rank + 1]
         last = self.comm.rank == self.comm.size - 1
         mine = u[(u >= lo) & ((u < hi) | last)] if totals[self.comm.rank] > 0 else u[:0]
-        idx = _kern.sample_sorted(self.state, np.ascontiguousarray(mine - lo)) if len(mine) \
-            else np.zeros(0, dtype=np.int64)
+        idx = self._sample_local(mine - lo) if len(mine) else np.zeros(0, dtype=np.int64)
         gathered = self.comm.allgather(idx.astype(np.int64) + self.base)
         self.timings["reductions"] += time.perf_counter() - t
         return np.concatenate(gathered)
