@@ -10,6 +10,7 @@ import os
 import resource
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from qgt.errors import CapacityError, QgtError, UserError
 from qgt.plan import make_plan
 from qgt.plan.summary import plan_figures
 from qgt.result import Result
-from qgt.units import format_size_approx as format_bytes
+from qgt.runtime.capacity import choose_tier, preflight, scratch_dir
 
 
 def _as_config(config) -> Config:
@@ -39,29 +40,6 @@ def _threads(cfg: Config, comm) -> int:
     return max(1, len(os.sched_getaffinity(0)) // max(1, comm.local_size))
 
 
-def _available_memory() -> int:
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _capacity_error(cfg: Config, comm, need: int) -> str | None:
-    """This rank's verdict on fitting ``need`` bytes in RAM (agreed by all ranks)."""
-    limit = cfg.memory_limit
-    if limit == "auto":
-        limit = int(_available_memory() / max(1, comm.local_size) * 0.9)
-        source = "available RAM / ranks on the node x 0.9"
-    else:
-        source = "memory_limit"
-    if need > limit:
-        return (f"the state needs {format_bytes(need)} per rank but {source} is "
-                f"{format_bytes(limit)} on rank {comm.rank}: use more ranks or nodes, or a "
-                "larger memory_limit")
-    return None
-
-
 def _load(circuit) -> tuple:
     """Rank 0: read and lower the circuit.  ("ok", circuit, hash) or ("error", message)."""
     from qgt.frontend import load_circuit
@@ -74,12 +52,19 @@ def _load(circuit) -> tuple:
         return ("error", str(e), None)
 
 
-def _plan(circ, cfg: Config, comm_size: int, observables, seed, done: set[int]) -> tuple:
+def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per_node: int = 1,
+             threads: int = 1):
+    """The plan for ``ranks`` ranks on the tier the configuration and RAM call for."""
+    ssd = choose_tier(cfg, circ.n_qubits, ranks, ranks_per_node, threads)
+    return make_plan(circ, ranks, cfg.block_qubits, cfg.page_qubits, list(observables),
+                     cfg.fusion_max_qubits if cfg.fusion else 1, done=done, ssd=ssd)
+
+
+def _plan(circ, cfg: Config, comm, observables, seed, done: set[int], threads: int) -> tuple:
     """Rank 0: validate and plan.  Returns ("ok", payload) or ("error", message)."""
     try:
         t = time.perf_counter()
-        plan = make_plan(circ, comm_size, cfg.block_qubits, cfg.page_qubits, list(observables),
-                         cfg.fusion_max_qubits if cfg.fusion else 1, done=done)
+        plan = plan_for(circ, cfg, comm.size, observables, done, comm.local_size, threads)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (1 << 31))
         return ("ok", (circ.name, plan, seed, time.perf_counter() - t))
@@ -113,9 +98,7 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     """Simulate ``circuit`` (a QuantumCircuit, a built-in spec like 'qft:20', or an
     OpenQASM path) on the ranks of ``comm`` (an mpi4py communicator; COMM_WORLD by
     default).  Call it on every rank; every rank gets the same Result."""
-    from qgt.runtime.checkpointing import CheckpointPolicy, restore_engine
     from qgt.runtime.comm import Comm
-    from qgt.runtime.engine import Engine
 
     cfg = _as_config(config)
     shots = cfg.shots if shots is None else shots
@@ -135,7 +118,8 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
         raise UserError(message)
     resume_path, meta, resume_warnings = _find_resume(cfg, comm, circuit_hash)
     done = {int(i) for i in np.flatnonzero(meta["executed"])} if meta else set()
-    verdict = _plan(circ, cfg, comm.size, observables, seed, done) if comm.rank == 0 else None
+    threads = _threads(cfg, comm)
+    verdict = _plan(circ, cfg, comm, observables, seed, done, threads) if comm.rank == 0 else None
     kind, payload = comm.bcast(verdict)
     if kind == "error":
         raise UserError(payload)
@@ -143,9 +127,8 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     if plan.trajectories and shots > 1 and cfg.checkpoint_dir:
         raise UserError("checkpointing a circuit with mid-circuit measurements needs shots <= 1 "
                         "(each shot is a separate trajectory)")
-    threads = _threads(cfg, comm)
     figs = plan_figures(plan, 4 * cfg.exchange_chunk, threads)
-    err = comm.agree(_capacity_error(cfg, comm, figs["memory_per_rank"]))
+    err = comm.agree(preflight(cfg, plan, comm.local_size, threads))
     if err:
         raise CapacityError(err)
 
@@ -154,8 +137,66 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
         threads = binding["threads"]
     rng = np.random.default_rng(seed)
     # allocated after binding: first touch puts the slice on the rank's NUMA node
-    engine = Engine(plan, comm, threads, cfg.exchange_chunk, rng)
-    policy = CheckpointPolicy(cfg, comm, circuit_hash, done)
+    engine = _engine(plan, comm, threads, cfg, rng)
+    run = _Run(cfg, comm, plan, name, seed, shots, statevector, list(observables), meta,
+               resume_path, resume_warnings, circuit_hash, done, figs, binding, plan_time,
+               threads, t0)
+    try:
+        return _execute(engine, run)
+    finally:
+        engine.close()
+
+
+@dataclass
+class _Run:
+    """What one call of simulate() decided before executing the plan."""
+
+    cfg: Config
+    comm: object
+    plan: object
+    name: str
+    seed: int
+    shots: int
+    statevector: str | None
+    observables: list
+    meta: dict | None
+    resume_path: str | None
+    resume_warnings: list
+    circuit_hash: str
+    done: set
+    figs: dict
+    binding: dict
+    plan_time: float
+    threads: int
+    t0: float
+
+
+def _engine(plan, comm, threads: int, cfg: Config, rng):
+    from qgt.runtime.engine import Engine
+
+    if not plan.page_floor:
+        return Engine(plan, comm, threads, cfg.exchange_chunk, rng)
+    from qgt.runtime.ooc import OocEngine
+
+    err, engine = None, None
+    try:
+        engine = OocEngine(plan, comm, threads, rng, scratch_dir(cfg), cfg.direct_io,
+                           cfg.sparse_pages, cfg.prefetch_depth)
+    except UserError as e:
+        err = f"rank {comm.rank}: {e}"
+    err = comm.agree(err)
+    if err:
+        if engine is not None:
+            engine.close()
+        raise UserError(err)
+    return engine
+
+
+def _execute(engine, r: _Run) -> Result:
+    from qgt.runtime.checkpointing import CheckpointPolicy, restore_engine
+
+    cfg, comm, plan, shots, meta = r.cfg, r.comm, r.plan, r.shots, r.meta
+    policy = CheckpointPolicy(cfg, comm, r.circuit_hash, r.done)
     elapsed_before = float(meta["elapsed"]) if meta else 0.0
     t1 = time.perf_counter()
     clbit_keys: dict[str, int] = {}
@@ -163,7 +204,7 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
         engine.reset_state()
         if meta:
             t_read = time.perf_counter()
-            restore_engine(engine, resume_path, meta)
+            restore_engine(engine, r.resume_path, meta)
             engine.timings["checkpoint_read"] = time.perf_counter() - t_read
         for i, step in enumerate(plan.steps):
             engine.run_step(step)
@@ -182,24 +223,25 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     if cfg.checkpoint_at_end and cfg.checkpoint_dir:
         policy.write(engine, plan, plan.final_layout, elapsed_before + time.perf_counter() - t1)
     t2 = time.perf_counter()
-    if statevector:
-        _write_statevector(statevector, engine, comm, plan, name)
+    if r.statevector:
+        _write_statevector(r.statevector, engine, comm, plan, r.name)
     t3 = time.perf_counter()
     peak = comm.allgather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    labels = list(observables)
+    labels = list(r.observables)
     return Result(
-        n_qubits=plan.n_qubits, ranks=comm.size, shots=shots, seed=seed, counts=counts,
+        n_qubits=plan.n_qubits, ranks=comm.size, shots=shots, seed=r.seed, counts=counts,
         expectation_values={labels[i]: v for i, v in sorted(engine.expectations.items())},
-        timings={"plan": plan_time, "run": t2 - t1, "statevector_io": t3 - t2,
-                 "total": t3 - t0, "checkpoint_write": policy.seconds, **engine.timings},
+        timings={"plan": r.plan_time, "run": t2 - t1, "statevector_io": t3 - t2,
+                 "total": t3 - r.t0, "checkpoint_write": policy.seconds, **engine.timings},
         bytes_exchanged_per_rank=engine.bytes_moved()["exchanged"],
-        peak_memory_per_rank=peak, state_bytes_per_rank=figs["state_bytes_per_rank"],
-        plan=figs, metadata={"circuit": name, "threads_per_rank": threads,
-                             "passes": engine.passes, "bindings": comm.allgather(binding),
-                             "resumed_from": resume_path, "resume_warnings": resume_warnings,
+        peak_memory_per_rank=peak, state_bytes_per_rank=r.figs["state_bytes_per_rank"],
+        plan=r.figs, metadata={"circuit": r.name, "threads_per_rank": r.threads,
+                             "passes": engine.passes, "bindings": comm.allgather(r.binding),
+                             "storage": engine.storage, "io": comm.allgather(engine.io_report()),
+                             "resumed_from": r.resume_path, "resume_warnings": r.resume_warnings,
                              "checkpoints_written": policy.written,
                              "checkpoint_seconds": policy.seconds},
-        statevector=statevector,
+        statevector=r.statevector,
     )
 
 

@@ -28,6 +28,10 @@ CONFIGS = {
     "2ranks-tiny": (2, {"block_qubits": 4, "page_qubits": 2}),
     "4ranks-tiny": (4, {"block_qubits": 4, "page_qubits": 0, "exchange_chunk": 4096}),
 }
+# the same on the SSD tier: 16-amplitude pages on disk, page groups of 2^8 amplitudes
+SSD = {"storage": "ssd", "memory_limit": "16KiB", "ssd_page_size": 256, "direct_io": False,
+       "block_qubits": 4, "page_qubits": 1}
+CONFIGS.update({f"{r}rank{'s' if r > 1 else ''}-ssd": (r, SSD) for r in (1, 2, 4)})
 
 
 def _strip_measurements(spec: str):

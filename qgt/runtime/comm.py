@@ -49,6 +49,15 @@ class Comm:
         s = self.c.Isend([sbuf, MPI.C_DOUBLE_COMPLEX], dest=partner, tag=tag)
         return (r, s)
 
+    def isend(self, buf: np.ndarray, partner: int, tag: int = 12):
+        return self.c.Isend([buf, MPI.C_DOUBLE_COMPLEX], dest=partner, tag=tag)
+
+    def irecv(self, buf: np.ndarray, partner: int, tag: int = 12):
+        return self.c.Irecv([buf, MPI.C_DOUBLE_COMPLEX], source=partner, tag=tag)
+
+    def sendrecv_obj(self, obj, partner: int, tag: int = 13):
+        return self.c.sendrecv(obj, dest=partner, sendtag=tag, source=partner, recvtag=tag)
+
     @staticmethod
     def wait(reqs) -> None:
         MPI.Request.Waitall(list(reqs))

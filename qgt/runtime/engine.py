@@ -90,6 +90,10 @@ class Engine:
     def bytes_moved(self) -> dict:
         return {"exchanged": self.exchanger.bytes_sent, "read": 0, "written": 0}
 
+    def io_report(self) -> dict:
+        """What this rank moved and held (the result's metadata)."""
+        return {**self.bytes_moved(), "buffer_bytes": self.exchanger.buffer_bytes}
+
     def close(self) -> None:
         pass
 

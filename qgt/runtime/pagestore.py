@@ -10,13 +10,16 @@ larger than ext4's 16 TiB limit, which a hole-per-page layout would need).
 With ``direct_io`` the file is opened with O_DIRECT, so pages bypass the page cache:
 buffers come from ``aligned_empty`` and pages are multiples of 4 KiB.  The file is
 removed by ``close()``, at interpreter exit, and when the store is garbage-collected,
-so a failed run does not leave tens of GiB behind.
+so a failed run does not leave tens of GiB behind: the file is unlinked as soon as it is
+open, so even a rank killed by SIGKILL or MPI_Abort gives its space back when the
+process ends.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import threading
 import uuid
 import weakref
 
@@ -74,8 +77,10 @@ class PageStore:
         except OSError as e:
             raise UserError(f"cannot create the page file in scratch_dir '{directory}': "
                             f"{e.strerror}") from e
+        os.unlink(self.path)  # nameless from now on: the space goes with the process
         self._fd_box = [self.fd]
         self._finalizer = weakref.finalize(self, _remove, self._fd_box, self.path)
+        self._lock = threading.Lock()  # I/O threads allocate slots concurrently
         self.slot = np.full(self.n_pages, -1, dtype=np.int64)  # page -> slot, -1 = zero
         self.free: list[int] = []
         self.n_slots = 0
@@ -105,10 +110,11 @@ class PageStore:
         if self.sparse and not data.any():
             self.drop(page)
             return
-        s = int(self.slot[page])
-        if s < 0:
-            s = self.free.pop() if self.free else self._new_slot()
-            self.slot[page] = s
+        with self._lock:
+            s = int(self.slot[page])
+            if s < 0:
+                s = self.free.pop() if self.free else self._new_slot()
+                self.slot[page] = s
         try:
             n = os.pwritev(self.fd, [memoryview(data).cast("B")], s * self.page_bytes)
         except OSError as e:
@@ -124,10 +130,11 @@ class PageStore:
 
     def drop(self, page: int) -> None:
         """The page is all zero: forget it (its slot is reused)."""
-        s = int(self.slot[page])
-        if s >= 0:
-            self.free.append(s)
-            self.slot[page] = -1
+        with self._lock:
+            s = int(self.slot[page])
+            if s >= 0:
+                self.free.append(s)
+                self.slot[page] = -1
 
     def clear(self) -> None:
         self.slot[:] = -1

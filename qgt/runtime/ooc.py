@@ -1,0 +1,273 @@
+"""The out-of-core engine: the same plan steps, with the slice in pages on disk.
+
+Used by ``qgt.api.simulate`` when the slice does not fit ``memory_limit`` (or
+``storage=ssd``).  Each outer sweep is one pass over the rank's page groups in a fixed
+order.  An I/O thread reads group k+d while the kernels run group k's inner,
+cache-blocked plan and another thread writes group k-1 back.  Groups whose pages are
+all zero are skipped: every operation is linear and acts inside a group, so zero in
+means zero out.
+
+    page group (2^group_bits amplitudes, RAM)       pages on disk (2^p amplitudes each)
+    [ page a | page b | page c | page d ]   <-->   a, b, c, d differ only in the group's
+                                                   page bits; other page bits fixed
+
+Global swaps only exchange page bits (the planner never evicts in-page bits), so a part
+sent to a partner is a set of whole pages: each is read, sent, and the partner's page is
+received and written in its place.  Zero pages are announced, not sent.
+RAM used: (prefetch_depth + 2) group buffers and four page buffers.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from qgt import _kern
+from qgt.errors import InternalError, UserError
+from qgt.plan.steps import ExpectStep, Sweep
+from qgt.runtime.engine import Engine, condition_holds, pack
+from qgt.runtime.pagestore import PageStore, aligned_empty
+
+
+def _deposit(values: np.ndarray, bits: list[int]) -> np.ndarray:
+    """Scatter bit i of each value to bit position bits[i]."""
+    out = np.zeros(len(values), dtype=np.int64)
+    for i, b in enumerate(bits):
+        out |= ((values >> i) & 1) << b
+    return out
+
+
+class OocEngine(Engine):
+    """One rank's slice in a PageStore, streamed through a ring of group buffers."""
+
+    storage = "ssd"
+
+    def __init__(self, plan, comm, threads: int, rng, scratch_dir: str, direct_io: bool,
+                 sparse: bool, prefetch_depth: int):
+        self.p = plan.page_floor
+        self.scratch_dir = scratch_dir
+        self.direct_io = direct_io
+        self.sparse = sparse
+        self.depth = prefetch_depth
+        super().__init__(plan, comm, threads, 0, rng)
+
+    # ---- storage -------------------------------------------------------------------
+    def _allocate(self, _exchange_chunk: int) -> None:
+        self.store = PageStore(self.scratch_dir, self.comm.rank, self.L, self.p,
+                               self.direct_io, self.sparse)
+        self.pa = 1 << self.p
+        self.group_bits = self.plan.block_qubits
+        self.ring = [aligned_empty(1 << self.group_bits) for _ in range(self.depth + 2)]
+        self.pbufs = [aligned_empty(self.pa) for _ in range(4)]
+        self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qgt-io")
+        self.bytes_exchanged = 0
+
+    def ram_bytes(self) -> int:
+        return sum(b.nbytes for b in self.ring) + sum(b.nbytes for b in self.pbufs)
+
+    def _set_zero_state(self) -> None:
+        self.store.clear()
+        if self.comm.rank == 0:
+            buf = self.pbufs[0]
+            buf[:] = 0
+            buf[0] = 1.0
+            self.store.write(0, buf)
+
+    def close(self) -> None:
+        self.io.shutdown(wait=True)
+        self.store.close()
+
+    def bytes_moved(self) -> dict:
+        return {"exchanged": self.bytes_exchanged, "read": self.store.bytes_read,
+                "written": self.store.bytes_written}
+
+    def io_report(self) -> dict:
+        return {**self.bytes_moved(), "buffer_bytes": self.ram_bytes(),
+                "page_bytes": self.store.page_bytes, "group_bits": self.group_bits,
+                "max_pages_stored": self.store.max_pages_stored,
+                "file_bytes_on_disk": self.store.allocated_bytes()}
+
+    def _page_base(self, page: int) -> int:
+        return self.base | (page << self.p)
+
+    # ---- page groups ---------------------------------------------------------------
+    def _groups(self, wbits) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+        """Pages of every group (rows, in buffer order) and the groups' varying bits."""
+        inside = [b - self.p for b in wbits if b >= self.p]
+        outside = [b - self.p for b in range(self.p, self.L) if b not in set(wbits)]
+        offs = _deposit(np.arange(1 << len(inside)), inside)
+        bases = _deposit(np.arange(1 << len(outside)), outside)
+        return bases[:, None] + offs[None, :], bases, inside, outside
+
+    def _for_groups(self, wbits, work) -> None:
+        """Read each non-zero group into a ring buffer, ``work(buf, group_index)``, write
+        it back; reads run ``depth`` groups ahead, writes one behind."""
+        pages, _, _, _ = self._groups(wbits)
+        live = np.flatnonzero(~self.store.zero_flags(pages).all(axis=1))
+        slots = len(self.ring)
+        reads, writes = {}, {}
+
+        def load(k):
+            slot = k % slots
+            if slot in writes:
+                writes.pop(slot).result()
+            reads[k] = self.io.submit(self._read_group, pages[live[k]], self.ring[slot])
+
+        for k in range(min(self.depth, len(live))):
+            load(k)
+        for k, gi in enumerate(live):
+            if k + self.depth < len(live):
+                load(k + self.depth)
+            reads.pop(k).result()
+            buf = self.ring[k % slots]
+            work(buf, int(gi))
+            writes[k % slots] = self.io.submit(self._write_group, pages[gi], buf)
+        for f in writes.values():
+            f.result()
+
+    def _read_group(self, pages, buf) -> None:
+        for i, pg in enumerate(pages):
+            self.store.read(int(pg), buf[i * self.pa:(i + 1) * self.pa])
+
+    def _write_group(self, pages, buf) -> None:
+        for i, pg in enumerate(pages):
+            self.store.write(int(pg), buf[i * self.pa:(i + 1) * self.pa])
+
+    def _vbase(self, vmap, outside: list[int], gi: int) -> int:
+        """Virtual index of a group's first amplitude: its fixed bits, moved by vmap."""
+        v = 0
+        for k, b in enumerate(outside):
+            if (gi >> k) & 1:
+                v |= 1 << vmap[b + self.p]
+        for r in range(self.plan.rank_bits):
+            if (self.comm.rank >> r) & 1:
+                v |= 1 << vmap[self.L + r]
+        return v
+
+    # ---- steps ---------------------------------------------------------------------
+    def _apply_sweep(self, step: Sweep, ops) -> None:
+        if self.pending:
+            pending, self.pending = self.pending, []
+            self._page_pass(pending)
+        if not ops:
+            return
+        if not step.inner:
+            raise InternalError("an out-of-core sweep has no inner plan")
+        inner = [(list(s.wbits), pack(kept)) for s in step.inner
+                 if (kept := [op for op in s.ops if condition_holds(op.condition, self.clbits)])]
+        _, _, _, outside = self._groups(step.wbits)
+        gb = len(step.wbits)
+
+        def work(buf, gi):
+            vbase = self._vbase(step.vmap, outside, gi)
+            for wb, ol in inner:
+                _kern.sweep(buf, gb, vbase, wb, ol, self.threads)
+
+        self._for_groups(step.wbits, work)
+
+    def _page_pass(self, ops) -> None:
+        """Diagonal operations (collapses) on every non-zero page, one page at a time."""
+        packed = pack(ops)
+        buf = self.pbufs[0]
+        for pg in np.flatnonzero(~self.store.zero_flags()):
+            self.store.read(int(pg), buf)
+            _kern.sweep(buf, self.p, self._page_base(int(pg)), list(range(self.p)), packed,
+                        self.threads)
+            self.store.write(int(pg), buf)
+
+    def _global_swap(self, pairs) -> None:
+        if any(lb < self.p for lb, _ in pairs):
+            raise InternalError("an out-of-core global swap would split pages")
+        lbits = [lb - self.p for lb, _ in pairs]
+        rbits = [rb - self.L for _, rb in pairs]
+        rank = self.comm.rank
+        u = sum(((rank >> rb) & 1) << i for i, rb in enumerate(rbits))
+        all_pages = np.arange(self.store.n_pages)
+        key = sum(((all_pages >> lb) & 1) << i for i, lb in enumerate(lbits))
+        sbuf, rbuf = self.pbufs[0], self.pbufs[1]
+        for j in range(1, 1 << len(pairs)):
+            partner = rank
+            for i, rb in enumerate(rbits):
+                if (j >> i) & 1:
+                    partner ^= 1 << rb
+            mine = all_pages[key == (u ^ j)]
+            my_zero = self.store.zero_flags(mine)
+            their_zero = self.comm.sendrecv_obj(my_zero, partner)
+            for pg, mz, tz in zip(mine, my_zero, their_zero):
+                reqs = []
+                if not mz:
+                    self.store.read(int(pg), sbuf)
+                    reqs.append(self.comm.isend(sbuf, partner))
+                    self.bytes_exchanged += sbuf.nbytes
+                if not tz:
+                    reqs.append(self.comm.irecv(rbuf, partner))
+                self.comm.wait(reqs)
+                if tz:
+                    self.store.drop(int(pg))
+                else:
+                    self.store.write(int(pg), rbuf)
+
+    # ---- reductions ----------------------------------------------------------------
+    def _page_totals(self) -> np.ndarray:
+        tot = np.zeros(self.store.n_pages)
+        buf = self.pbufs[0]
+        for pg in np.flatnonzero(~self.store.zero_flags()):
+            self.store.read(int(pg), buf)
+            tot[pg] = _kern.marginal(buf, self.p, self._page_base(int(pg)), [], self.threads)[0]
+        return tot
+
+    def _marginal(self, bits) -> np.ndarray:
+        out = np.zeros(1 << len(bits))
+        buf = self.pbufs[0]
+        for pg in np.flatnonzero(~self.store.zero_flags()):
+            self.store.read(int(pg), buf)
+            out += _kern.marginal(buf, self.p, self._page_base(int(pg)), list(bits),
+                                  self.threads)
+        return out
+
+    def _pauli(self, step: ExpectStep) -> complex:
+        from qgt.plan.planner import attach_inner
+
+        vmap = attach_inner(Sweep(step.wbits, ()), self.plan.n_qubits, len(step.wbits),
+                            self.plan.decisions.get("inner_block", 16), 0).vmap
+        _, _, _, outside = self._groups(step.wbits)
+        xv = sum(1 << vmap[b] for b in range(self.plan.n_qubits) if step.xmask >> b & 1)
+        zv = sum(1 << vmap[b] for b in range(self.plan.n_qubits) if step.zmask >> b & 1)
+        total = [0j]
+
+        def work(buf, gi):
+            total[0] += _kern.pauli_expect(buf, len(step.wbits), self._vbase(vmap, outside, gi),
+                                           xv, zv, self.threads)
+
+        self._for_groups(step.wbits, work)
+        return total[0]
+
+    def _sample_local(self, targets: np.ndarray) -> np.ndarray:
+        tot = self._page_totals()
+        starts = np.concatenate([[0.0], np.cumsum(tot)])
+        which = np.minimum(np.searchsorted(starts, targets, side="right") - 1,
+                           self.store.n_pages - 1)
+        out = np.empty(len(targets), dtype=np.int64)
+        buf = self.pbufs[0]
+        for pg in np.unique(which):
+            sel = which == pg
+            while tot[pg] == 0 and pg > 0:  # rounding past a page's end: use the last
+                pg -= 1                      # non-zero page before it
+            self.store.read(int(pg), buf)
+            out[sel] = _kern.sample_sorted(buf, np.ascontiguousarray(
+                targets[sel] - starts[pg])) + (int(pg) << self.p)
+        return out
+
+    def chunks(self):
+        buf = self.pbufs[0]
+        for pg in range(self.store.n_pages):
+            self.store.read(pg, buf)
+            yield pg << self.p, buf
+
+    def local_state(self) -> np.ndarray:
+        raise UserError("checkpoints of out-of-core runs are not supported yet: the slice "
+                        "does not fit in memory_limit; checkpoint an in-RAM run instead")
+
+    def load_local(self, data: np.ndarray) -> None:
+        raise UserError("resuming an out-of-core run from a checkpoint is not supported yet")
