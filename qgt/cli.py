@@ -5,6 +5,7 @@
     qgt bench            time qgt against Qiskit Aer on a fixed suite
     qgt topology         what hwloc sees and the binding each rank would get
     qgt inspect DIR      what a checkpoint holds
+    qgt calibrate        measure disk and memory bandwidth (used by qgt plan)
 
 Exit status: 0 done, 2 user error, 70 internal error, 85 checkpointed after
 SIGTERM/SIGUSR1 (requeue and rerun with --resume).
@@ -76,19 +77,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "bytes exchanged and memory per rank.")
     pl.add_argument("circuit", help=CIRCUIT_HELP)
     pl.add_argument("--ranks", type=int, default=1, help="number of MPI ranks (power of two)")
+    pl.add_argument("--ranks-per-node", type=int, default=1,
+                    help="ranks sharing a node's RAM (for memory_limit=auto)")
     pl.add_argument("--observable", action="append", default=[], metavar="PAULI")
     pl.add_argument("--steps", action="store_true", help="list every step")
     pl.add_argument("--json", action="store_true", help="print the figures as JSON")
     _config_args(pl)
 
     b = sub.add_parser("bench", help="time qgt against Qiskit Aer (and numpy) on a suite")
-    b.add_argument("--qubits", type=int, default=22, help="n for the suite (default 22)")
+    b.add_argument("--qubits", type=int, default=None,
+                   help="n for the suite (default 22; 31 with --out-of-core)")
     b.add_argument("--ranks", type=int, default=1, help="qgt MPI ranks (launched via mpiexec)")
     b.add_argument("--threads", type=int, default=0, help="threads for qgt and Aer (0 = all)")
     b.add_argument("--shots", type=int, default=1000)
     b.add_argument("--circuits", default="", help="comma-separated subset of the suite")
     b.add_argument("--repeat", type=int, default=1, help="runs per circuit (median reported)")
     b.add_argument("--output", metavar="bench.json")
+    b.add_argument("--out-of-core", action="store_true",
+                   help="the SSD suite instead: a state larger than RAM (default n=31) with "
+                   "--memory-limit, against dd, a numpy.memmap baseline and Aer")
+    b.add_argument("--memory-limit", default="4GiB", help="out of core: memory_limit per rank")
+    b.add_argument("--scratch-dir", default=None, help="out of core: where the pages live")
+
+    c = sub.add_parser("calibrate", help="measure this machine's disk and memory bandwidth "
+                       "(cached; qgt plan uses it to predict run times)")
+    c.add_argument("--scratch-dir", default=None, help="the disk to measure (default: the "
+                   "scratch_dir key, $TMPDIR or /tmp)")
+    c.add_argument("--size", type=int, default=1 << 30, help="bytes of test file (default 1 GiB)")
 
     i = sub.add_parser("inspect", help="show what a checkpoint (or a directory of them) holds",
                        description="Print a checkpoint's circuit hash, progress, ranks, layout, "
@@ -105,15 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_plan(args) -> int:
+    from qgt.api import plan_for
+    from qgt.bench.calibrate import cached
     from qgt.config import load_config
     from qgt.frontend import load_circuit
-    from qgt.plan import make_plan
-    from qgt.plan.summary import format_plan, plan_figures
+    from qgt.plan.summary import format_plan, plan_figures, predicted_seconds
+    from qgt.runtime.capacity import scratch_dir, ssd_bytes
 
     cfg = load_config(args.config, overrides=_overrides(args))
-    plan = make_plan(load_circuit(args.circuit), args.ranks, cfg.block_qubits, cfg.page_qubits,
-                     args.observable, cfg.fusion_max_qubits if cfg.fusion else 1)
-    figs = plan_figures(plan, 4 * cfg.exchange_chunk, max(1, cfg.threads))
+    threads = cfg.threads or max(1, len(os.sched_getaffinity(0)) // args.ranks_per_node)
+    plan = plan_for(load_circuit(args.circuit), cfg, args.ranks, args.observable,
+                    ranks_per_node=args.ranks_per_node, threads=threads)
+    figs = plan_figures(plan, 4 * cfg.exchange_chunk, threads)
+    if figs["storage"] == "ssd":
+        figs["memory_per_rank"] = ssd_bytes(plan.block_qubits, plan.page_floor, cfg)
+    figs["predicted_seconds"] = predicted_seconds(figs, cached(scratch_dir(cfg)))
     print(json.dumps(figs, indent=2) if args.json else format_plan(plan, figs, args.steps))
     return 0
 
@@ -178,9 +199,19 @@ def _cmd_topology(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    if args.out_of_core:
+        from qgt.bench.ooc import run_ooc_bench
+
+        return run_ooc_bench(args)
     from qgt.bench import run_bench
 
     return run_bench(args)
+
+
+def _cmd_calibrate(args) -> int:
+    from qgt.bench.calibrate import main as calibrate_main
+
+    return calibrate_main(args)
 
 
 def _rank_and_size() -> tuple[int, int]:
@@ -202,7 +233,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handler = {"run": _cmd_run, "plan": _cmd_plan, "topology": _cmd_topology,
-               "bench": _cmd_bench, "inspect": _cmd_inspect}[args.command]
+               "bench": _cmd_bench, "inspect": _cmd_inspect,
+               "calibrate": _cmd_calibrate}[args.command]
     try:
         return handler(args)
     except QgtError as e:

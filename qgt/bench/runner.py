@@ -43,6 +43,7 @@ def run_bench(args) -> int:
     from qgt.frontend import load_circuit, load_qiskit
 
     threads = args.threads or len(os.sched_getaffinity(0))
+    args.qubits = args.qubits or 22
     rows = []
     print(f"qgt bench: n={args.qubits}, qgt on {args.ranks} rank(s), {threads} thread(s) in "
           f"all, {args.shots} shots, median of {args.repeat}", flush=True)

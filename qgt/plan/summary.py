@@ -37,7 +37,32 @@ def plan_figures(plan: Plan, exchange_buffer_bytes: int = 0, threads: int = 1) -
         "trajectories": plan.trajectories,
         "plan_hash": plan.digest(),
         "decisions": dict(plan.decisions),
-    }
+    } | _tier_figures(plan, c, slice_bytes, exchanged)
+
+
+def _tier_figures(plan: Plan, c: dict, slice_bytes: int, exchanged: float) -> dict:
+    """Passes over the slice and what they move; out of core these are disk bytes
+    (dense upper bounds: zero pages are neither read nor written)."""
+    passes = c["sweeps"] + c["global_swaps"]
+    figs = {"storage": plan.decisions.get("storage", "ram"), "passes": passes}
+    if plan.page_floor:
+        group = AMP << plan.block_qubits
+        figs.update(
+            page_bytes=AMP << plan.page_floor, group_bytes=group,
+            bytes_read_per_rank=int(c["sweeps"] * slice_bytes + exchanged),
+            bytes_written_per_rank=int(c["sweeps"] * slice_bytes + exchanged),
+            scratch_per_rank=slice_bytes)
+    return figs
+
+
+def predicted_seconds(figs: dict, bw: dict | None) -> float | None:
+    """Time predicted from measured bandwidths (``qgt calibrate``), or None."""
+    if not bw:
+        return None
+    if figs["storage"] == "ssd":
+        return (figs["bytes_read_per_rank"] / bw["disk_read_Bps"]
+                + figs["bytes_written_per_rank"] / bw["disk_write_Bps"])
+    return figs["passes"] * 2 * figs["state_bytes_per_rank"] / bw["memory_pass_Bps"]
 
 
 def describe_step(i: int, s) -> str:
@@ -73,6 +98,20 @@ def format_plan(plan: Plan, figures: dict, verbose: bool = False) -> str:
         f"runs of 2^{figures['page_qubits']}",
         f"  plan hash: {figures['plan_hash']}",
     ]
+    if figures["storage"] == "ssd":
+        lines += [
+            f"  out of core: pages of {format_bytes(figures['page_bytes'])} on scratch_dir, "
+            f"groups of {format_bytes(figures['group_bytes'])} in RAM",
+            f"  passes over the slice: {figures['passes']}; per rank: read "
+            f"{format_bytes(figures['bytes_read_per_rank'])}, written "
+            f"{format_bytes(figures['bytes_written_per_rank'])} (dense upper bound), "
+            f"scratch {format_bytes(figures['scratch_per_rank'])}",
+        ]
+    else:
+        lines.append(f"  in RAM: {figures['passes']} passes over the slice")
+    t = figures.get("predicted_seconds")
+    lines.append(f"  predicted time: {t:.1f} s (from qgt calibrate)" if t is not None else
+                 "  predicted time: run 'qgt calibrate' once to measure this machine")
     if plan.trajectories:
         lines.append("  mid-circuit measurement: every shot reruns the plan")
     if verbose:
