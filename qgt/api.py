@@ -175,13 +175,13 @@ def _engine(plan, comm, threads: int, cfg: Config, rng):
     from qgt.runtime.engine import Engine
 
     if not plan.page_floor:
-        return Engine(plan, comm, threads, cfg.exchange_chunk, rng)
+        return Engine(plan, comm, threads, cfg.exchange_chunk, rng, cfg.huge_pages)
     from qgt.runtime.ooc import OocEngine
 
     err, engine = None, None
     try:
         engine = OocEngine(plan, comm, threads, rng, scratch_dir(cfg), cfg.direct_io,
-                           cfg.sparse_pages, cfg.prefetch_depth)
+                           cfg.sparse_pages, cfg.prefetch_depth, cfg.huge_pages)
     except UserError as e:
         err = f"rank {comm.rank}: {e}"
     err = comm.agree(err)

@@ -17,6 +17,7 @@ from qgt import _kern
 from qgt.errors import InternalError
 from qgt.plan.steps import DENSE, DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
 from qgt.runtime.exchange import Exchanger
+from qgt.runtime.pagestore import aligned_empty
 
 _KIND = {DENSE: _kern.KIND_DENSE, DIAG: _kern.KIND_DIAG, SWAPBITS: _kern.KIND_SWAPBITS}
 
@@ -38,7 +39,9 @@ class Engine:
 
     storage = "ram"
 
-    def __init__(self, plan, comm, threads: int, exchange_chunk: int, rng: np.random.Generator):
+    def __init__(self, plan, comm, threads: int, exchange_chunk: int, rng: np.random.Generator,
+                 huge_pages: bool = False):
+        self.huge_pages = huge_pages
         self.plan = plan
         self.comm = comm
         self.L = plan.local_bits
@@ -53,7 +56,7 @@ class Engine:
     # ---- storage -------------------------------------------------------------------
     def _allocate(self, exchange_chunk: int) -> None:
         self.exchanger = Exchanger(self.comm, exchange_chunk)
-        self.state = np.zeros(1 << self.L, dtype=complex)
+        self.state = aligned_empty(1 << self.L, self.huge_pages)
 
     def _set_zero_state(self) -> None:
         self.state[:] = 0

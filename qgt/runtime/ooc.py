@@ -44,13 +44,13 @@ class OocEngine(Engine):
     storage = "ssd"
 
     def __init__(self, plan, comm, threads: int, rng, scratch_dir: str, direct_io: bool,
-                 sparse: bool, prefetch_depth: int):
+                 sparse: bool, prefetch_depth: int, huge_pages: bool = False):
         self.p = plan.page_floor
         self.scratch_dir = scratch_dir
         self.direct_io = direct_io
         self.sparse = sparse
         self.depth = prefetch_depth
-        super().__init__(plan, comm, threads, 0, rng)
+        super().__init__(plan, comm, threads, 0, rng, huge_pages)
 
     # ---- storage -------------------------------------------------------------------
     def _allocate(self, _exchange_chunk: int) -> None:
@@ -58,7 +58,8 @@ class OocEngine(Engine):
                                self.direct_io, self.sparse)
         self.pa = 1 << self.p
         self.group_bits = self.plan.block_qubits
-        self.ring = [aligned_empty(1 << self.group_bits) for _ in range(self.depth + 2)]
+        self.ring = [aligned_empty(1 << self.group_bits, self.huge_pages)
+                     for _ in range(self.depth + 2)]
         self.pbufs = [aligned_empty(self.pa) for _ in range(4)]
         self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qgt-io")
         self.bytes_exchanged = 0

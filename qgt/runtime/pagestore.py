@@ -31,10 +31,14 @@ AMP = 16
 _DIRECT_ALIGN = 4096
 
 
-def aligned_empty(n_amps: int) -> np.ndarray:
-    """A page-aligned complex128 buffer (anonymous mmap), usable with O_DIRECT."""
+def aligned_empty(n_amps: int, huge_pages: bool = False) -> np.ndarray:
+    """A page-aligned, zero-filled complex128 buffer (anonymous mmap), usable with
+    O_DIRECT.  Its memory is first touched by whoever writes it, i.e. after the rank
+    bound itself (``qgt.placement``); ``huge_pages`` asks for transparent huge pages."""
     nbytes = max(n_amps * AMP, mmap.PAGESIZE)
     buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if huge_pages and hasattr(mmap, "MADV_HUGEPAGE"):
+        buf.madvise(mmap.MADV_HUGEPAGE)
     return np.frombuffer(buf, dtype=np.complex128, count=n_amps)
 
 
