@@ -180,3 +180,24 @@ def test_full_disk_stops_cleanly_and_keeps_the_previous_checkpoint(tmp_path):
         assert inspect.returncode == 0 and "verified OK" in inspect.stdout
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+SSD = ["--set", "storage=ssd", "--set", "memory_limit=16KiB", "--set", "ssd_page_size=256",
+       "--set", "direct_io=false"]
+
+
+def test_out_of_core_run_checkpoints_and_resumes_on_either_tier(reference, tmp_path):
+    ck = tmp_path / "ck"
+    proc = _start(2, TROTTER, ck, SSD)
+    _wait_for(ck, 4, proc)
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 85, err
+    want_state, _ = reference[TROTTER]
+    for ranks, tier in ((4, SSD), (1, [])):
+        sv, res = tmp_path / f"s{ranks}.h5", tmp_path / f"r{ranks}.json"
+        p = run_qgt(ranks, ["run", TROTTER, "--resume", str(ck), "--statevector", str(sv),
+                            "--output", str(res), "--quiet", *FAST, *tier])
+        assert p.returncode == 0, p.stderr
+        assert np.abs(_state(sv) - want_state).max() < 1e-12
+        assert json.loads(res.read_text())["metadata"]["storage"] == ("ssd" if tier else "ram")

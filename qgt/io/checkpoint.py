@@ -232,12 +232,7 @@ def read_local(path: str, rank: int, size: int) -> np.ndarray:
         if not os.path.isfile(os.path.join(path, rank_file(r))):
             raise CheckpointError(f"checkpoint {path}: missing file {rank_file(r)}")
     out = np.empty(hi - lo, dtype=np.complex128)
-    try:
-        with h5py.File(os.path.join(path, MASTER), "r") as f:
-            f["state"].read_direct(out, np.s_[lo:hi])
-    except (OSError, KeyError) as e:
-        raise CheckpointError(f"reading checkpoint {path} failed (`qgt inspect {path}` "
-                              f"checks it): {e}") from None
+    read_range(path, lo, out)
     return out
 
 
@@ -247,7 +242,31 @@ class _Bug(Exception):
     """Bad arguments from the caller (a bug in qgt), agreed on before raising InternalError."""
 
 
+class Pieces:
+    """A slice too large for RAM, given as its length and a function yielding
+    (offset, array) pieces in order (the out-of-core engine's pages)."""
+
+    def __init__(self, length: int, pieces):
+        self.length = length
+        self.pieces = pieces
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def read_range(path: str, start: int, out: np.ndarray) -> None:
+    """Fill ``out`` with amplitudes [start, start + len(out)) of the checkpoint's /state."""
+    try:
+        with h5py.File(os.path.join(path, MASTER), "r") as f:
+            f["state"].read_direct(out, np.s_[start:start + len(out)])
+    except (OSError, KeyError) as e:
+        raise CheckpointError(f"reading checkpoint {path} failed (`qgt inspect {path}` "
+                              f"checks it): {e}") from None
+
+
 def _check_slice(local) -> np.ndarray:
+    if isinstance(local, Pieces):
+        return local
     local = np.ascontiguousarray(local)
     if local.dtype != np.complex128 or local.ndim != 1 or len(local) < 1:
         raise _Bug(f"a checkpoint slice must be a 1-d complex128 array, not {local.dtype} "
@@ -291,8 +310,15 @@ def _encode_attrs(attrs: dict, per_rank: int, ranks: int, executed) -> dict:
             "trajectory": int(attrs["trajectory"]), "elapsed": float(attrs["elapsed"])}
 
 
-def _fill_rank_file(f, local: np.ndarray, rank: int) -> None:
-    f.create_dataset("slice", data=local, chunks=(min(len(local), _CHUNK),), fletcher32=True)
+def _fill_rank_file(f, local, rank: int) -> None:
+    if isinstance(local, Pieces):
+        ds = f.create_dataset("slice", shape=(len(local),), dtype=np.complex128,
+                              chunks=(min(len(local), _CHUNK),), fletcher32=True)
+        for offset, data in local.pieces():
+            ds[offset:offset + len(data)] = data
+    else:
+        f.create_dataset("slice", data=local, chunks=(min(len(local), _CHUNK),),
+                         fletcher32=True)
     f.attrs["rank"] = rank
 
 

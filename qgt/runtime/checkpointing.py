@@ -79,8 +79,6 @@ class CheckpointPolicy:
 
 def restore_engine(engine, path: str, meta: dict) -> None:
     """Load a checkpoint's state, classical bits and random stream into ``engine``."""
-    from qgt.io.checkpoint import read_local
-
-    engine.load_local(read_local(path, engine.comm.rank, engine.comm.size))
+    engine.load_checkpoint(path)
     engine.clbits = int(meta["clbits"])
     engine.rng.bit_generator.state = json.loads(meta["rng_state"])

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from qgt import _kern
-from qgt.errors import InternalError, UserError
+from qgt.errors import InternalError
 from qgt.plan.steps import ExpectStep, Sweep
 from qgt.runtime.engine import Engine, condition_holds, pack
 from qgt.runtime.pagestore import PageStore, aligned_empty
@@ -266,9 +266,17 @@ class OocEngine(Engine):
             self.store.read(pg, buf)
             yield pg << self.p, buf
 
-    def local_state(self) -> np.ndarray:
-        raise UserError("checkpoints of out-of-core runs are not supported yet: the slice "
-                        "does not fit in memory_limit; checkpoint an in-RAM run instead")
+    def local_state(self):
+        """The slice for a checkpoint, streamed page by page."""
+        from qgt.io.checkpoint import Pieces
 
-    def load_local(self, data: np.ndarray) -> None:
-        raise UserError("resuming an out-of-core run from a checkpoint is not supported yet")
+        return Pieces(1 << self.L, self.chunks)
+
+    def load_checkpoint(self, path: str) -> None:
+        from qgt.io.checkpoint import read_range
+
+        self.store.clear()
+        buf = self.pbufs[0]
+        for pg in range(self.store.n_pages):
+            read_range(path, (self.comm.rank << self.L) + (pg << self.p), buf)
+            self.store.write(pg, buf)
