@@ -394,7 +394,8 @@ static int compile_expand(const qgt_kern_op *src, const int *pos, const int32_t 
                           qk_op *out, size_t *nout)
 {
     *nout = 1;
-    if (src->kind != QGT_KERN_DENSE || src->nt < 3 || w < QK_LVW || !src->mat)
+    if (src->kind != QGT_KERN_DENSE || src->nt < 3 || src->nt > QGT_KERN_MAX_TARGETS ||
+        w < QK_LVW || !src->mat)
         return compile_one(src, pos, w, &out[0]);
     if (is_diagonal(src->nt, src->mat))
         return compile_one(src, pos, w, &out[0]);
@@ -402,12 +403,15 @@ static int compile_expand(const qgt_kern_op *src, const int *pos, const int32_t 
     int low[QGT_KERN_MAX_TARGETS], nlow = 0;
     for (int j = 0; j < src->nt; j++) {
         const int b = src->targets[j];
-        if (b < 0 || b > 63 || pos[b] < 0)
+        if (b < 0 || b > 63 || pos[b] < 0 || (used >> pos[b]) & 1)
             return compile_one(src, pos, w, &out[0]); /* reports the error */
         used |= (uint64_t)1 << pos[b];
         if (pos[b] < QK_LVW)
             low[nlow++] = j;
     }
+    for (int j = 0; j < src->nt; j++)
+        if ((src->ctrl_mask >> src->targets[j]) & 1)
+            return compile_one(src, pos, w, &out[0]); /* control on a target */
     for (int b = 0; b < 64; b++)
         if ((src->ctrl_mask >> b) & 1 && pos[b] >= 0)
             used |= (uint64_t)1 << pos[b];

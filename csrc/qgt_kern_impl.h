@@ -138,7 +138,7 @@ QK_INLINE void qk_runs(int w, uint64_t fm, uint64_t *free_hi, size_t *runlen)
     *free_hi = qk_lowmask(w) & ~fm & ~qk_lowmask(p);
 }
 
-#define QK_NEXT(f, free_hi) (((f) | ~(free_hi)) + 1) & (free_hi)
+#define QK_NEXT(f, free_hi) ((((f) | ~(free_hi)) + 1) & (free_hi))
 
 /* Compiled kinds (see qgt_kern_compile.c for how an op is classified). */
 enum {

@@ -183,7 +183,11 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
     int r = 0;
     while (r < w && p->wmap[r] == r)
         r++;
-    const int inplace = r == w;
+    /* A state that is not 64-byte aligned (numpy's default is 16) makes every
+     * vector access straddle two cache lines, which halves the throughput of
+     * a multi-op sweep: copying each unit into an aligned buffer is cheaper. */
+    const int aligned = ((uintptr_t)state & 63) == 0;
+    const int inplace = r == w && (aligned || p->nops < 2);
     const uint64_t whi = p->wmask & ~qk_lowmask(r);
     const size_t bytes = ((size_t)16) << w;
     int err = QGT_KERN_OK;

@@ -147,8 +147,10 @@ def test_sweep_matches_reference(L, wmap, rank):
     ops = rand_ops(rng, wmap, nbits, 40)
     psi = rand_state(L, rng)
     want = ref_sweep(psi, L, rank_base, ops)
-    for nthreads in (1, 2, 3):
-        got = psi.copy()
+    for nthreads, aligned in ((1, False), (2, True), (3, False)):
+        # states off a 64-byte boundary are copied per unit, aligned ones are not
+        got = _kern.aligned_zeros(psi.size) if aligned else _kern.aligned_zeros(psi.size + 1)[1:]
+        got[:] = psi
         _kern.sweep(got, L, rank_base, wmap, _kern.OpList(ops), nthreads)
         np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
 
@@ -385,6 +387,12 @@ ERROR_CASES = {
     ),
     "repeated target": lambda: _kern.sweep(
         _PSI, 6, 0, [0, 1], _kern.OpList([(DENSE, (0, 0), 0, 0, CX)]), 1
+    ),
+    "repeated low target": lambda: _kern.sweep(
+        _PSI, 6, 0, [0, 1, 2, 3, 4, 5], _kern.OpList([(DENSE, (0, 3, 0), 0, 0, np.eye(8)[::-1])]), 1
+    ),
+    "control on a low target": lambda: _kern.sweep(
+        _PSI, 6, 0, [0, 1, 2, 3, 4, 5], _kern.OpList([(DENSE, (0, 3, 4), 1, 1, np.eye(8)[::-1])]), 1
     ),
     "swap outside W": lambda: _kern.sweep(
         _PSI, 6, 0, [0, 1], _kern.OpList([(SWAP, (0, 3), 0, 0, [])]), 1

@@ -63,6 +63,7 @@ class OocEngine(Engine):
         self.pbufs = [aligned_empty(self.pa) for _ in range(4)]
         self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qgt-io")
         self.bytes_exchanged = 0
+        self._totals = None
 
     def ram_bytes(self) -> int:
         return sum(b.nbytes for b in self.ring) + sum(b.nbytes for b in self.pbufs)
@@ -147,6 +148,10 @@ class OocEngine(Engine):
         return v
 
     # ---- steps ---------------------------------------------------------------------
+    def run_step(self, step) -> None:
+        self._totals = None  # the state changes: page totals are stale
+        super().run_step(step)
+
     def _apply_sweep(self, step: Sweep, ops) -> None:
         if self.pending:
             pending, self.pending = self.pending, []
@@ -219,6 +224,11 @@ class OocEngine(Engine):
         return tot
 
     def _marginal(self, bits) -> np.ndarray:
+        if not bits:
+            # sampling asks for the total first: keep the page totals for _sample_local,
+            # which saves it a second pass over the slice
+            self._totals = self._page_totals()
+            return np.array([self._totals.sum()])
         out = np.zeros(1 << len(bits))
         buf = self.pbufs[0]
         for pg in np.flatnonzero(~self.store.zero_flags()):
@@ -245,7 +255,7 @@ class OocEngine(Engine):
         return total[0]
 
     def _sample_local(self, targets: np.ndarray) -> np.ndarray:
-        tot = self._page_totals()
+        tot = self._totals if self._totals is not None else self._page_totals()
         starts = np.concatenate([[0.0], np.cumsum(tot)])
         which = np.minimum(np.searchsorted(starts, targets, side="right") - 1,
                            self.store.n_pages - 1)
