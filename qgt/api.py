@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qgt.config import Config, load_config
-from qgt.errors import CapacityError, QgtError, UserError
+from qgt.errors import CapacityError, InternalError, QgtError, UserError
 from qgt.plan import make_plan
 from qgt.plan.summary import plan_figures
 from qgt.result import Result
@@ -50,6 +50,8 @@ def _load(circuit) -> tuple:
         return ("ok", circ, circuit_digest(circ))
     except UserError as e:
         return ("error", str(e), None)
+    except Exception as e:  # a bug: still tell every rank, so none waits in bcast
+        return ("internal", f"reading the circuit: {type(e).__name__}: {e}", None)
 
 
 def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per_node: int = 1,
@@ -70,6 +72,8 @@ def _plan(circ, cfg: Config, comm, observables, seed, done: set[int], threads: i
         return ("ok", (circ.name, plan, seed, time.perf_counter() - t))
     except UserError as e:
         return ("error", str(e))
+    except Exception as e:  # a bug: still tell every rank, so none waits in bcast
+        return ("internal", f"planning: {type(e).__name__}: {e}")
 
 
 def _find_resume(cfg: Config, comm, circuit_hash: str) -> tuple:
@@ -83,6 +87,14 @@ def _find_resume(cfg: Config, comm, circuit_hash: str) -> tuple:
         for w in warnings:
             print(f"qgt: warning: {w}", file=sys.stderr, flush=True)
     return path, (read_meta(path) if path else None), warnings
+
+
+def _raise_verdict(kind: str, message) -> None:
+    """Raise rank 0's verdict on every rank (they all received it)."""
+    if kind == "error":
+        raise UserError(message)
+    if kind == "internal":
+        raise InternalError(message)
 
 
 def _counts(indices: np.ndarray, terminal, n_clbits: int) -> dict[str, int]:
@@ -112,17 +124,15 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     if comm.rank == 0:
         circ = loaded[1]
     kind, message, circuit_hash = comm.bcast(
-        (loaded[0], loaded[1] if loaded[0] == "error" else None, loaded[2])
+        (loaded[0], loaded[1] if loaded[0] != "ok" else None, loaded[2])
         if comm.rank == 0 else None)
-    if kind == "error":
-        raise UserError(message)
+    _raise_verdict(kind, message)
     resume_path, meta, resume_warnings = _find_resume(cfg, comm, circuit_hash)
     done = {int(i) for i in np.flatnonzero(meta["executed"])} if meta else set()
     threads = _threads(cfg, comm)
     verdict = _plan(circ, cfg, comm, observables, seed, done, threads) if comm.rank == 0 else None
     kind, payload = comm.bcast(verdict)
-    if kind == "error":
-        raise UserError(payload)
+    _raise_verdict(kind, payload)
     name, plan, seed, plan_time = payload
     if plan.trajectories and shots > 1 and cfg.checkpoint_dir:
         raise UserError("checkpointing a circuit with mid-circuit measurements needs shots <= 1 "

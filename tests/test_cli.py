@@ -72,8 +72,19 @@ def test_misspelt_config_key_names_the_nearest(tmp_path):
 
 def test_state_too_large_for_memory_is_refused_before_allocating():
     t0 = time.monotonic()
-    p = run_qgt(2, ["run", "ghz:34", "--set", "memory_limit=1GiB"], timeout=90)
+    p = run_qgt(2, ["run", "ghz:34", "--set", "storage=ram", "--set", "memory_limit=1GiB"],
+                timeout=90)
     _assert_fails_fast(p, t0, "memory_limit")
+
+
+def test_state_too_large_for_memory_goes_out_of_core_by_default(tmp_path):
+    p = run_qgt(2, ["run", "ghz:34", "--set", "memory_limit=1GiB", "--set",
+                    f"scratch_dir={tmp_path}", "--shots", "50", "--output",
+                    str(tmp_path / "r.json"), "--quiet"], timeout=120)
+    assert p.returncode == 0, p.stderr
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["metadata"]["storage"] == "ssd"
+    assert set(res["counts"]) == {"0" * 34, "1" * 34}
 
 
 def test_openqasm3_with_measurements(tmp_path):
