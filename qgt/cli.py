@@ -21,6 +21,8 @@ import json
 import os
 import sys
 
+from qgt.bench.calibrate import add_arguments as calibrate_args
+from qgt.bench.ooc import add_arguments as ooc_args
 from qgt.errors import EXIT_CHECKPOINTED, QgtError, UserError
 from qgt.runtime import signals
 
@@ -96,14 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out-of-core", action="store_true",
                    help="the SSD suite instead: a state larger than RAM (default n=31) with "
                    "--memory-limit, against dd, a numpy.memmap baseline and Aer")
-    b.add_argument("--memory-limit", default="4GiB", help="out of core: memory_limit per rank")
-    b.add_argument("--scratch-dir", default=None, help="out of core: where the pages live")
+    ooc_args(b.add_argument_group("out of core (with --out-of-core)"))
 
     c = sub.add_parser("calibrate", help="measure this machine's disk and memory bandwidth "
                        "(cached; qgt plan uses it to predict run times)")
-    c.add_argument("--scratch-dir", default=None, help="the disk to measure (default: the "
-                   "scratch_dir key, $TMPDIR or /tmp)")
-    c.add_argument("--size", type=int, default=1 << 30, help="bytes of test file (default 1 GiB)")
+    calibrate_args(c)
 
     i = sub.add_parser("inspect", help="show what a checkpoint (or a directory of them) holds",
                        description="Print a checkpoint's circuit hash, progress, ranks, layout, "

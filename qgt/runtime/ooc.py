@@ -102,9 +102,10 @@ class OocEngine(Engine):
         bases = _deposit(np.arange(1 << len(outside)), outside)
         return bases[:, None] + offs[None, :], bases, inside, outside
 
-    def _for_groups(self, wbits, work) -> None:
-        """Read each non-zero group into a ring buffer, ``work(buf, group_index)``, write
-        it back; reads run ``depth`` groups ahead, writes one behind."""
+    def _for_groups(self, wbits, work, write_back: bool = True) -> None:
+        """Read each non-zero group into a ring buffer, ``work(buf, group_index, pages)``,
+        write it back (unless the pass only reads); reads run ``depth`` groups ahead,
+        writes one behind."""
         pages, _, _, _ = self._groups(wbits)
         live = np.flatnonzero(~self.store.zero_flags(pages).all(axis=1))
         slots = len(self.ring)
@@ -123,8 +124,9 @@ class OocEngine(Engine):
                 load(k + self.depth)
             reads.pop(k).result()
             buf = self.ring[k % slots]
-            work(buf, int(gi))
-            writes[k % slots] = self.io.submit(self._write_group, pages[gi], buf)
+            work(buf, int(gi), pages[gi])
+            if write_back:
+                writes[k % slots] = self.io.submit(self._write_group, pages[gi], buf)
         for f in writes.values():
             f.result()
 
@@ -165,7 +167,7 @@ class OocEngine(Engine):
         _, _, _, outside = self._groups(step.wbits)
         gb = len(step.wbits)
 
-        def work(buf, gi):
+        def work(buf, gi, _pages):
             vbase = self._vbase(step.vmap, outside, gi)
             for wb, ol in inner:
                 _kern.sweep(buf, gb, vbase, wb, ol, self.threads)
@@ -216,11 +218,14 @@ class OocEngine(Engine):
 
     # ---- reductions ----------------------------------------------------------------
     def _page_totals(self) -> np.ndarray:
+        """Sum of |a|^2 of every page, read through the group ring (with read-ahead)."""
         tot = np.zeros(self.store.n_pages)
-        buf = self.pbufs[0]
-        for pg in np.flatnonzero(~self.store.zero_flags()):
-            self.store.read(int(pg), buf)
-            tot[pg] = _kern.marginal(buf, self.p, self._page_base(int(pg)), [], self.threads)[0]
+        wbits = tuple(range(self.p + min(self.group_bits - self.p, self.L - self.p)))
+
+        def work(buf, _gi, pages):
+            tot[pages] = _kern.block_norms(buf, self.pa, self.threads)
+
+        self._for_groups(wbits, work, write_back=False)
         return tot
 
     def _marginal(self, bits) -> np.ndarray:
@@ -247,11 +252,11 @@ class OocEngine(Engine):
         zv = sum(1 << vmap[b] for b in range(self.plan.n_qubits) if step.zmask >> b & 1)
         total = [0j]
 
-        def work(buf, gi):
+        def work(buf, gi, _pages):
             total[0] += _kern.pauli_expect(buf, len(step.wbits), self._vbase(vmap, outside, gi),
                                            xv, zv, self.threads)
 
-        self._for_groups(step.wbits, work)
+        self._for_groups(step.wbits, work, write_back=False)
         return total[0]
 
     def _sample_local(self, targets: np.ndarray) -> np.ndarray:
