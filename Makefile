@@ -31,8 +31,8 @@ $(STAMP): $(VPY) setup.py $(wildcard csrc/*.c csrc/*.h qgt/*.pyx)
 build: $(STAMP)
 
 demo: build
-	$(VENV)/bin/mpiexec -n 2 $(VENV)/bin/qgt run qft:20 --shots 1000 --seed 7 \
-	  --observable ZIIIIIIIIIIIIIIIIIIZ --statevector demo-state.h5 --output demo-result.json
+	$(VENV)/bin/mpiexec -n 2 $(VENV)/bin/qgt run qpe:20 --shots 1000 --seed 7 \
+	  --observable ZIIIIIIIIIIIIIIIIIII --statevector demo-state.h5 --output demo-result.json
 
 lint: build
 	$(VENV)/bin/ruff check qgt tests setup.py
