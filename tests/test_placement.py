@@ -21,7 +21,6 @@ from qgt.placement import (
     load_topology,
     plan_bindings,
     resolve_strategy,
-    settings_from_env,
     topology_report,
 )
 
@@ -131,18 +130,6 @@ def test_bad_requests_name_what_is_allowed():
     with pytest.raises(UserError, match="synthetic topology"):
         load_topology("pack:2 bogus:3")
     assert resolve_strategy(" Package ") == "socket" and resolve_strategy("NUMA") == "numa"
-
-
-def test_settings_from_env_and_aliases():
-    assert settings_from_env({}) == {"strategy": None, "huge_pages": None}
-    env = {"QGT_MPI_BINDING_STRATEGY": "Socket", "QGT_MPI_USE_HUGE_PAGES": "yes"}
-    assert settings_from_env(env) == {"strategy": "socket", "huge_pages": True}
-    env = {"QGT_BINDING": "numa", "QGT_HUGE_PAGES": "0"}
-    assert settings_from_env(env) == {"strategy": "numa", "huge_pages": False}
-    with pytest.raises(ConfigError, match="conflicting"):
-        settings_from_env({"QGT_BINDING": "numa", "QGT_MPI_BINDING_STRATEGY": "core"})
-    with pytest.raises(ConfigError, match="QGT_HUGE_PAGES='maybe'"):
-        settings_from_env({"QGT_HUGE_PAGES": "maybe"})
 
 
 def test_describe_and_report_show_topology_and_every_rank():

@@ -14,12 +14,10 @@ pyhwloc; `linux_backend.py` is the fallback.  See docs/placement.md.
 from .bind import allocate_bound, apply_binding
 from .discover import load_topology
 from .model import STRATEGIES, Binding, Cache, Core, NumaNode, Package, Topology
-from .plan import ENV_HUGE_PAGES, ENV_STRATEGY, plan_bindings, resolve_strategy, settings_from_env
+from .plan import plan_bindings, resolve_strategy
 from .report import describe_topology, l2_bytes, topology_report
 
 __all__ = [
-    "ENV_HUGE_PAGES",
-    "ENV_STRATEGY",
     "STRATEGIES",
     "Binding",
     "Cache",
@@ -34,6 +32,5 @@ __all__ = [
     "load_topology",
     "plan_bindings",
     "resolve_strategy",
-    "settings_from_env",
     "topology_report",
 ]

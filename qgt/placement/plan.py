@@ -22,18 +22,12 @@ ranks are neighbours, so the partners of a swap on the lowest rank bit share a d
 from __future__ import annotations
 
 import difflib
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import ConfigError, InternalError, UserError
 from .model import STRATEGIES, Binding, Core, Topology
 
 ALIASES = {"package": "socket", "sockets": "socket", "cores": "core", "off": "none"}
-ENV_STRATEGY = ("QGT_BINDING", "QGT_MPI_BINDING_STRATEGY")
-ENV_HUGE_PAGES = ("QGT_HUGE_PAGES", "QGT_MPI_USE_HUGE_PAGES")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 
 def resolve_strategy(name: str) -> str:
@@ -45,32 +39,6 @@ def resolve_strategy(name: str) -> str:
     near = difflib.get_close_matches(key, STRATEGIES + tuple(ALIASES), n=1)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     raise ConfigError(f"unknown binding strategy {name!r}{hint}; allowed: {', '.join(STRATEGIES)}")
-
-
-def _env_value(environ: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | None:
-    found = [(n, environ[n]) for n in names if environ.get(n, "").strip()]
-    if len({v.strip().lower() for _, v in found}) > 1:
-        given = ", ".join(f"{n}={v!r}" for n, v in found)
-        raise ConfigError(f"conflicting settings {given}: set only {names[0]}")
-    return found[0] if found else None
-
-
-def settings_from_env(environ: Mapping[str, str] | None = None) -> dict:
-    """{"strategy": str | None, "huge_pages": bool | None} from QGT_BINDING (alias
-    QGT_MPI_BINDING_STRATEGY) and QGT_HUGE_PAGES (alias QGT_MPI_USE_HUGE_PAGES);
-    None where unset, so that the configuration's own value stands."""
-    environ = os.environ if environ is None else environ
-    out: dict = {"strategy": None, "huge_pages": None}
-    strategy = _env_value(environ, ENV_STRATEGY)
-    if strategy is not None:
-        out["strategy"] = resolve_strategy(strategy[1])
-    huge = _env_value(environ, ENV_HUGE_PAGES)
-    if huge is not None:
-        value = huge[1].strip().lower()
-        if value not in _TRUE + _FALSE:
-            raise ConfigError(f"{huge[0]}={huge[1]!r} is not a boolean; use 1 or 0")
-        out["huge_pages"] = value in _TRUE
-    return out
 
 
 def ranges(values) -> str:
