@@ -193,7 +193,6 @@ class OocEngine(Engine):
         u = sum(((rank >> rb) & 1) << i for i, rb in enumerate(rbits))
         all_pages = np.arange(self.store.n_pages)
         key = sum(((all_pages >> lb) & 1) << i for i, lb in enumerate(lbits))
-        sbuf, rbuf = self.pbufs[0], self.pbufs[1]
         for j in range(1, 1 << len(pairs)):
             partner = rank
             for i, rb in enumerate(rbits):
@@ -202,19 +201,43 @@ class OocEngine(Engine):
             mine = all_pages[key == (u ^ j)]
             my_zero = self.store.zero_flags(mine)
             their_zero = self.comm.sendrecv_obj(my_zero, partner)
-            for pg, mz, tz in zip(mine, my_zero, their_zero):
-                reqs = []
-                if not mz:
-                    self.store.read(int(pg), sbuf)
-                    reqs.append(self.comm.isend(sbuf, partner))
-                    self.bytes_exchanged += sbuf.nbytes
-                if not tz:
-                    reqs.append(self.comm.irecv(rbuf, partner))
-                self.comm.wait(reqs)
-                if tz:
-                    self.store.drop(int(pg))
-                else:
-                    self.store.write(int(pg), rbuf)
+            live = ~(my_zero & their_zero)  # zero on both sides: stays zero, nothing to do
+            self._stream_pages(mine[live], my_zero[live], their_zero[live], partner)
+
+    def _stream_pages(self, pages, my_zero, their_zero, partner) -> None:
+        """Trade ``pages`` with ``partner``: the I/O threads read page k+1 and write
+        page k-1 while page k is on the wire (two send and two receive page buffers)."""
+        sbuf, rbuf = self.pbufs[0::2], self.pbufs[1::2]
+
+        def read(k):
+            if not my_zero[k]:
+                self.store.read(int(pages[k]), sbuf[k % 2])
+
+        def land(k):
+            if their_zero[k]:
+                self.store.drop(int(pages[k]))
+            else:
+                self.store.write(int(pages[k]), rbuf[k % 2])
+
+        reads = {0: self.io.submit(read, 0)} if len(pages) else {}
+        writes = [None, None]
+        for k in range(len(pages)):
+            reads.pop(k).result()
+            if k + 1 < len(pages):
+                reads[k + 1] = self.io.submit(read, k + 1)
+            if writes[k % 2] is not None:
+                writes[k % 2].result()  # its receive buffer is free again
+            reqs = []
+            if not my_zero[k]:
+                reqs.append(self.comm.isend(sbuf[k % 2], partner))
+                self.bytes_exchanged += sbuf[k % 2].nbytes
+            if not their_zero[k]:
+                reqs.append(self.comm.irecv(rbuf[k % 2], partner))
+            self.comm.wait(reqs)
+            writes[k % 2] = self.io.submit(land, k)
+        for f in writes:
+            if f is not None:
+                f.result()
 
     # ---- reductions ----------------------------------------------------------------
     def _page_totals(self) -> np.ndarray:
