@@ -102,18 +102,23 @@ def test_mid_circuit_measurement_reset_and_condition(tmp_path):
     q = tmp_path / "m.qasm"
     # c[0] is a fair coin; q[1] copies it through a classically conditioned X; q[2] is
     # set then reset, so c[2] is always 0
-    q.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg c[3];\n'
+    # (qubits 3-8 idle: room for pages and groups on the SSD tier)
+    q.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[9];\ncreg c[3];\n'
                  'h q[0];\nmeasure q[0] -> c[0];\nif(c==1) x q[1];\nx q[2];\nreset q[2];\n'
                  'measure q[1] -> c[1];\nmeasure q[2] -> c[2];\n')
-    for ranks in (1, 2):
+    ssd = ["--set", "storage=ssd", "--set", "memory_limit=16KiB", "--set", "ssd_page_size=256",
+           "--set", "direct_io=false", "--set", "block_qubits=4", "--set", "page_qubits=1",
+           "--set", f"scratch_dir={tmp_path}"]
+    runs = {"1": (1, []), "2": (2, []), "2-ssd": (2, ssd)}  # the collapse on disk pages too
+    for tag, (ranks, extra) in runs.items():
         p = run_qgt(ranks, ["run", str(q), "--shots", "400", "--seed", "5", "--output",
-                            str(tmp_path / f"r{ranks}.json"), "--quiet"])
+                            str(tmp_path / f"r{tag}.json"), "--quiet", *extra])
         assert p.returncode == 0, p.stderr
-    c1 = json.loads((tmp_path / "r1.json").read_text())["counts"]
-    c2 = json.loads((tmp_path / "r2.json").read_text())["counts"]
+    counts = {tag: json.loads((tmp_path / f"r{tag}.json").read_text())["counts"] for tag in runs}
+    c1 = counts["1"]
     assert set(c1) <= {"000", "011"} and sum(c1.values()) == 400
     assert 140 < c1.get("011", 0) < 260
-    assert c1 == c2
+    assert c1 == counts["2"] == counts["2-ssd"]
 
 
 def test_plan_command_needs_no_mpi():

@@ -459,20 +459,27 @@ def undo_steps(steps: list) -> list:
     return out
 
 
+def virtual_map(wbits, n: int) -> list[int]:
+    """Physical bit -> bit of a page-group buffer whose bits are ``wbits`` (sorted):
+
+        group buffer bit j  <->  physical bit wbits[j]        (j < len(wbits))
+        every other physical bit  ->  a bit >= len(wbits), fixed within a group
+    """
+    inside = set(wbits)
+    vmap = [0] * n
+    for j, b in enumerate(wbits):
+        vmap[b] = j
+    for k, b in enumerate(b for b in range(n) if b not in inside):
+        vmap[b] = len(wbits) + k
+    return vmap
+
+
 def attach_inner(sweep: Sweep, n: int, group_bits: int, block_qubits: int,
                  page_qubits: int) -> Sweep:
-    """Give an out-of-core sweep its inner plan: the sweep's gates re-expressed in the bits
-    of a page-group buffer, planned as cache-blocked sweeps over that buffer.
-
-        group buffer bit j  <->  physical bit wbits[j]        (j < group_bits)
-        every other physical bit  ->  a bit >= group_bits, fixed within a group
-    """
-    outside = [b for b in range(n) if b not in set(sweep.wbits)]
-    vmap = [0] * n
-    for j, b in enumerate(sweep.wbits):
-        vmap[b] = j
-    for k, b in enumerate(outside):
-        vmap[b] = group_bits + k
+    """Give an out-of-core sweep its inner plan: the sweep's gates re-expressed in the
+    bits of a page-group buffer (``virtual_map``), planned as cache-blocked sweeps over
+    that buffer."""
+    vmap = virtual_map(sweep.wbits, n)
     gates = []
     for op in sweep.ops:
         ctrls = [b for b in range(n) if op.ctrl_mask >> b & 1]

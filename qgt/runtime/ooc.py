@@ -25,6 +25,7 @@ import numpy as np
 
 from qgt import _kern
 from qgt.errors import InternalError
+from qgt.plan.planner import virtual_map
 from qgt.plan.steps import ExpectStep, Sweep
 from qgt.runtime.engine import Engine, condition_holds, pack
 from qgt.runtime.pagestore import PageStore, aligned_empty
@@ -174,15 +175,26 @@ class OocEngine(Engine):
 
         self._for_groups(step.wbits, work)
 
+    def _scan(self, work, write_back: bool) -> None:
+        """``work(buf, base, pages)`` on every non-zero group of the lowest group_bits
+        bits.  Those groups are contiguous, so the buffer's bits are the physical bits
+        and ``base`` is the physical index of its first amplitude: kernels take
+        physical bits directly, bits above group_bits being fixed by ``base``."""
+        low = tuple(range(self.group_bits))
+
+        def run(buf, _gi, pages):
+            work(buf, self._page_base(int(pages[0])), pages)
+
+        self._for_groups(low, run, write_back)
+
     def _page_pass(self, ops) -> None:
-        """Diagonal operations (collapses) on every non-zero page, one page at a time."""
+        """Diagonal operations (collapses) on every non-zero group."""
         packed = pack(ops)
-        buf = self.pbufs[0]
-        for pg in np.flatnonzero(~self.store.zero_flags()):
-            self.store.read(int(pg), buf)
-            _kern.sweep(buf, self.p, self._page_base(int(pg)), list(range(self.p)), packed,
-                        self.threads)
-            self.store.write(int(pg), buf)
+
+        def work(buf, base, _pages):
+            _kern.sweep(buf, self.group_bits, base, list(range(self.p)), packed, self.threads)
+
+        self._scan(work, write_back=True)
 
     def _global_swap(self, pairs) -> None:
         if any(lb < self.p for lb, _ in pairs):
@@ -241,14 +253,13 @@ class OocEngine(Engine):
 
     # ---- reductions ----------------------------------------------------------------
     def _page_totals(self) -> np.ndarray:
-        """Sum of |a|^2 of every page, read through the group ring (with read-ahead)."""
+        """Sum of |a|^2 of every page (one read pass, with read-ahead)."""
         tot = np.zeros(self.store.n_pages)
-        wbits = tuple(range(self.p + min(self.group_bits - self.p, self.L - self.p)))
 
-        def work(buf, _gi, pages):
+        def work(buf, _base, pages):
             tot[pages] = _kern.block_norms(buf, self.pa, self.threads)
 
-        self._for_groups(wbits, work, write_back=False)
+        self._scan(work, write_back=False)
         return tot
 
     def _marginal(self, bits) -> np.ndarray:
@@ -258,18 +269,15 @@ class OocEngine(Engine):
             self._totals = self._page_totals()
             return np.array([self._totals.sum()])
         out = np.zeros(1 << len(bits))
-        buf = self.pbufs[0]
-        for pg in np.flatnonzero(~self.store.zero_flags()):
-            self.store.read(int(pg), buf)
-            out += _kern.marginal(buf, self.p, self._page_base(int(pg)), list(bits),
-                                  self.threads)
+
+        def work(buf, base, _pages):
+            out[:] += _kern.marginal(buf, self.group_bits, base, list(bits), self.threads)
+
+        self._scan(work, write_back=False)
         return out
 
     def _pauli(self, step: ExpectStep) -> complex:
-        from qgt.plan.planner import attach_inner
-
-        vmap = attach_inner(Sweep(step.wbits, ()), self.plan.n_qubits, len(step.wbits),
-                            self.plan.decisions.get("inner_block", 16), 0).vmap
+        vmap = virtual_map(step.wbits, self.plan.n_qubits)
         _, _, _, outside = self._groups(step.wbits)
         xv = sum(1 << vmap[b] for b in range(self.plan.n_qubits) if step.xmask >> b & 1)
         zv = sum(1 << vmap[b] for b in range(self.plan.n_qubits) if step.zmask >> b & 1)
