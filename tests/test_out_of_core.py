@@ -80,15 +80,17 @@ def test_killed_run_leaves_no_scratch_files(tmp_path):
            f"scratch_dir={scratch}", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=clean_env())
-    t0 = time.monotonic()
-    while not _open_page_files(scratch) and time.monotonic() - t0 < 60:
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.1)
-    held = _open_page_files(scratch)
-    assert len(held) == 2 and all(h.endswith("(deleted)") for h in held)  # nameless files
-    assert list(scratch.iterdir()) == []
-    subprocess.run(["pkill", "-KILL", "-f", f"scratch_dir={scratch}"], check=False)
-    proc.communicate(timeout=60)
+    try:
+        t0 = time.monotonic()
+        while len(_open_page_files(scratch)) < 2 and time.monotonic() - t0 < 60:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        held = _open_page_files(scratch)
+        assert len(held) == 2 and all(h.endswith("(deleted)") for h in held)  # nameless
+        assert list(scratch.iterdir()) == []
+    finally:  # kill every rank whatever happened, and reap the job
+        subprocess.run(["pkill", "-KILL", "-f", f"scratch_dir={scratch}"], check=False)
+        proc.communicate(timeout=60)
     time.sleep(0.5)
     # no process holds them any more, so the file system has their blocks back
     assert _open_page_files(scratch) == [] and list(scratch.iterdir()) == []
