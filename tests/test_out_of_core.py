@@ -65,10 +65,16 @@ def _open_page_files(scratch) -> list[str]:
     held = []
     for fd_dir in Path("/proc").glob("[0-9]*/fd"):
         try:
-            links = [os.readlink(fd) for fd in fd_dir.iterdir()]
-        except OSError:
+            fds = list(fd_dir.iterdir())
+        except OSError:  # the process is gone, or not ours to read
             continue
-        held += [lk for lk in links if lk.startswith(str(scratch))]
+        for fd in fds:
+            try:  # one descriptor closing meanwhile must not hide the others
+                link = os.readlink(fd)
+            except OSError:
+                continue
+            if link.startswith(str(scratch)):
+                held.append(link)
     return held
 
 
@@ -86,7 +92,7 @@ def test_killed_run_leaves_no_scratch_files(tmp_path):
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.1)
         held = _open_page_files(scratch)
-        assert len(held) == 2 and all(h.endswith("(deleted)") for h in held)  # nameless
+        assert len(held) >= 2 and all(h.endswith("(deleted)") for h in held)  # nameless
         assert list(scratch.iterdir()) == []
     finally:  # kill every rank whatever happened, and reap the job
         subprocess.run(["pkill", "-KILL", "-f", f"scratch_dir={scratch}"], check=False)
