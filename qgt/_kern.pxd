@@ -45,6 +45,9 @@ cdef extern from "qgt_kern.h" nogil:
                           int nb, double *out, int nthreads)
     int qgt_kern_pauli_expect(const double *state, int L, uint64_t rank_base, uint64_t xmask,
                               uint64_t zmask, int nthreads, double *out_re, double *out_im)
+    int qgt_kern_pauli_group(const double *state, int L, uint64_t rank_base, uint64_t xmask,
+                             const uint64_t *zmasks, int nterms, int nthreads, double *out_re,
+                             double *out_im)
     int qgt_kern_block_norms(const double *state, size_t len, size_t block, double *out,
                              int nthreads)
     int qgt_kern_sample_sorted(const double *state, size_t len, const double *targets,

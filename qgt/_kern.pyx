@@ -270,6 +270,30 @@ def pauli_expect(state, L, rank_base, xmask, zmask, nthreads):
     return complex(re, im)
 
 
+def pauli_group(state, L, rank_base, xmask, zmasks, nthreads):
+    """pauli_expect for every zmask of ``zmasks`` (terms sharing ``xmask``), in one pass
+    over the slice; a complex array, one value per term."""
+    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
+    cdef int L_ = _int(L, "L", 0, 62)
+    if state.shape[0] != (1 << L_):
+        raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
+    cdef uint64_t rb = _u64(rank_base, "rank_base")
+    cdef uint64_t x = _u64(xmask, "xmask")
+    cdef int nt = _int(nthreads, "nthreads", 1, 1024)
+    z = np.ascontiguousarray(zmasks, dtype=np.uint64)
+    cdef int k = z.shape[0]
+    re = np.zeros(max(k, 1), dtype=np.float64)
+    im = np.zeros(max(k, 1), dtype=np.float64)
+    cdef const uint64_t[::1] zv = z if k else np.zeros(1, dtype=np.uint64)
+    cdef double[::1] rv = re
+    cdef double[::1] iv = im
+    cdef int rc
+    with nogil:
+        rc = qgt_kern_pauli_group(p, L_, rb, x, &zv[0], k, nt, &rv[0], &iv[0])
+    _check(rc)
+    return (re + 1j * im)[:k]
+
+
 def block_norms(state, block, nthreads):
     """sum of |a|^2 over each run of ``block`` amplitudes."""
     cdef const double *p = <const double *>_data(state, "state", np.complex128, False)

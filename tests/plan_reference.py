@@ -76,9 +76,10 @@ def run_plan(plan, check: bool = True, initial=None) -> tuple[np.ndarray, dict]:
         elif isinstance(s, ExpectStep):
             i = np.arange(1 << n)
             j = i ^ s.xmask
-            sign = (-1.0) ** np.array([bin(int(x)).count("1") for x in (j & s.zmask)])
-            val = np.vdot(psi, sign * psi[j]) * (1j ** s.ny)
-            expect[s.index] = val.real
+            for index, zmask, ny in zip(s.indices, s.zmasks, s.nys):
+                sign = (-1.0) ** np.array([bin(int(x)).count("1") for x in (j & zmask)])
+                val = np.vdot(psi, sign * psi[j]) * (1j ** ny)
+                expect[index] = val.real
         else:
             raise ValueError(f"plan reference does not run {type(s).__name__}")
     return psi, expect

@@ -340,6 +340,23 @@ def test_pauli_expect(L):
             assert abs(got - want) < ATOL
 
 
+@pytest.mark.parametrize("L", [1, 3, 6, 12])
+@pytest.mark.parametrize("nterms", [1, 7, 40, 300])
+def test_pauli_group_matches_one_pass_per_term(L, nterms):
+    """Terms sharing an X/Y pattern, in one pass (Walsh-Hadamard chunks above 8 terms),
+    give what one pass per term gives, rank bits in the Z masks included."""
+    rng = np.random.default_rng(300 + L + nterms)
+    psi = rand_state(L, rng)
+    rank_base = 3 << L
+    for _ in range(4):
+        x = int(rng.integers(0, 1 << L))
+        zs = rng.integers(0, 1 << (L + 2), size=nterms).astype(np.uint64)
+        for nthreads in (1, 2):
+            got = _kern.pauli_group(psi, L, rank_base, x, zs, nthreads)
+            want = [_kern.pauli_expect(psi, L, rank_base, x, int(z), 1) for z in zs]
+            np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
+
+
 def test_block_norms():
     rng = np.random.default_rng(8)
     psi = rand_state(11, rng)

@@ -251,19 +251,25 @@ class _Planner:
 
     # ---- the end: expectation values, then back to the identity layout -----------
     def expectations(self, observables: list[str]) -> None:
+        """One ExpectStep per X/Y pattern: a Hamiltonian's terms are evaluated in as many
+        passes as it has distinct patterns, not one pass per term."""
+        groups: dict[tuple[int, ...], list] = {}
         for i, label in enumerate(observables):
             xq, zq, ny = parse_pauli(label, self.n)
+            groups.setdefault(tuple(xq), []).append((i, zq, ny))
+        for xq, terms in groups.items():
             if any(not self.layout.is_local(q) for q in xq):
-                self._bring_local(xq, [])  # all of xq: none of them may be evicted
+                self._bring_local(list(xq), [])  # all of xq: none of them may be evicted
             phys = self.layout.phys
             xmask = sum(1 << phys[q] for q in xq)
-            zmask = sum(1 << phys[q] for q in zq)
+            zmasks = tuple(sum(1 << phys[q] for q in zq) for _, zq, _ in terms)
             wset = set(range(self.c0)) | {phys[q] for q in xq}
             p = 0
             while len(wset) < self.w:
                 wset.add(p)
                 p += 1
-            self.emit(ExpectStep(i, xmask, zmask, ny, tuple(sorted(wset))))
+            self.emit(ExpectStep(tuple(i for i, _, _ in terms), xmask, zmasks,
+                                 tuple(ny for _, _, ny in terms), tuple(sorted(wset))))
 
     def normalise(self) -> None:
         """Undo the layout so outputs are in logical Qiskit order."""
@@ -289,12 +295,28 @@ class _Planner:
                 other = work.phys[p]
                 swaps.append((p, other))
                 work.swap_physical(p, other)
-        group: list[PhysOp] = []
-        bits: set[int] = set(range(self.c0))
+        self._emit_swaps(swaps)
+
+    def _emit_swaps(self, swaps) -> None:
+        """Bit swaps as few sweeps as fit the working set (the low c0 bits plus the bits
+        swapped).  With room for only one bit beyond c0 (out of core, a page group as
+        small as the planner allows), swap(a, b) goes through in-page bit 0:
+
+            swap(a, b) = swap(0, a) . swap(0, b) . swap(0, a)     one outer bit each
+        """
+        base = set(range(self.c0))
+        ops: list[tuple[int, int]] = []
         for a, b in swaps:
+            if len(base | {a, b}) > self.w:
+                ops += [(0, a), (0, b), (0, a)]
+            else:
+                ops.append((a, b))
+        group: list[PhysOp] = []
+        bits: set[int] = set(base)
+        for a, b in ops:
             if len(bits | {a, b}) > self.w:
                 self._emit_perm(group, bits)
-                group, bits = [], set(range(self.c0))
+                group, bits = [], set(base)
             group.append(PhysOp(SWAPBITS, (a, b), np.zeros(0, dtype=complex), name="swapbits"))
             bits |= {a, b}
         if group:
@@ -306,10 +328,7 @@ class _Planner:
         lay = self.layout
         low = [q for q in range(self.L, self.n) if lay.phys[q] < self.floor]
         spare = [p for p in range(self.floor, self.L) if lay.logical[p] < self.L]
-        group = [PhysOp(SWAPBITS, (lay.phys[q], p), np.zeros(0, dtype=complex), name="swapbits")
-                 for q, p in zip(low, spare)]
-        if group:
-            self._emit_perm(group, set(range(self.c0)) | {b for op in group for b in op.targets})
+        self._emit_swaps([(lay.phys[q], p) for q, p in zip(low, spare)])
 
     def _emit_perm(self, group, bits) -> None:
         for op in group:
@@ -371,6 +390,20 @@ def circuit_digest(circ: Circuit) -> str:
     return h.hexdigest()[:16]
 
 
+def check_ranks(n: int, ranks: int) -> int:
+    """log2(ranks), or a UserError when ``ranks`` cannot split an ``n``-qubit state: not a
+    power of two, or so many that a rank would hold less than one qubit's pair."""
+    if ranks < 1 or ranks & (ranks - 1):
+        raise UserError(f"the number of ranks must be a power of two, got {ranks}")
+    if n < 1:
+        raise UserError("the circuit has no qubits")
+    g = ranks.bit_length() - 1
+    if g >= n:
+        raise UserError(f"{ranks} ranks is too many for {n} qubits: each rank must hold at "
+                        f"least one qubit, so use at most {2 ** (n - 1)} ranks")
+    return g
+
+
 def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: int = 4,
               observables: list[str] | None = None, fusion_max_qubits: int = 4,
               done: set[int] | None = None, ssd: tuple[int, int] | None = None) -> Plan:
@@ -384,13 +417,7 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
     """
     n = circ.n_qubits
     observables = list(observables or [])
-    if ranks < 1 or ranks & (ranks - 1):
-        raise UserError(f"the number of ranks must be a power of two, got {ranks}")
-    g = ranks.bit_length() - 1
-    if n < 1:
-        raise UserError("the circuit has no qubits")
-    if g >= n:
-        raise UserError(f"{ranks} ranks is too many for {n} qubits: at most {2 ** (n - 1)}")
+    g = check_ranks(n, ranks)
     items, terminal, trajectories = plan_items(circ)
     kmax = max([len(_moving(it)) for it in items] + [1]
                + [len(parse_pauli(o, n)[0]) for o in observables])

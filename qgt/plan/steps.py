@@ -67,12 +67,13 @@ class MeasureStep:
 
 @dataclass(frozen=True)
 class ExpectStep:
-    """Pauli expectation value in physical masks; ``index`` is the observable's position."""
+    """Pauli expectation values of the terms that share one X/Y pattern ``xmask``, in
+    physical masks, evaluated in one pass; ``indices`` are the observables' positions."""
 
-    index: int
+    indices: tuple[int, ...]
     xmask: int
-    zmask: int
-    ny: int
+    zmasks: tuple[int, ...]
+    nys: tuple[int, ...]
     wbits: tuple[int, ...] = ()  # out of core: a page group holding the X/Y bits
 
 

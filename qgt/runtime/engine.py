@@ -73,9 +73,9 @@ class Engine:
     def _marginal(self, bits) -> np.ndarray:
         return _kern.marginal(self.state, self.L, self.base, list(bits), self.threads)
 
-    def _pauli(self, step: ExpectStep) -> complex:
-        return _kern.pauli_expect(self.state, self.L, self.base, step.xmask, step.zmask,
-                                  self.threads)
+    def _pauli(self, step: ExpectStep) -> np.ndarray:
+        return _kern.pauli_group(self.state, self.L, self.base, step.xmask, step.zmasks,
+                                 self.threads)
 
     def _sample_local(self, targets: np.ndarray) -> np.ndarray:
         return _kern.sample_sorted(self.state, np.ascontiguousarray(targets))
@@ -165,9 +165,11 @@ class Engine:
 
     def _expect(self, step: ExpectStep) -> None:
         t = time.perf_counter()
-        val = self._pauli(step)
-        tot = self.comm.allreduce_sum(np.array([val.real, val.imag]))
-        self.expectations[step.index] = float((complex(tot[0], tot[1]) * 1j ** step.ny).real)
+        vals = self._pauli(step)
+        tot = self.comm.allreduce_sum(np.concatenate([vals.real, vals.imag]))
+        k = len(step.indices)
+        for j, (index, ny) in enumerate(zip(step.indices, step.nys)):
+            self.expectations[index] = float((complex(tot[j], tot[k + j]) * 1j ** ny).real)
         self.timings["reductions"] += time.perf_counter() - t
 
     def sample(self, shots: int) -> np.ndarray:

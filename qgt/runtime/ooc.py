@@ -276,16 +276,17 @@ class OocEngine(Engine):
         self._scan(work, write_back=False)
         return out
 
-    def _pauli(self, step: ExpectStep) -> complex:
-        vmap = virtual_map(step.wbits, self.plan.n_qubits)
+    def _pauli(self, step: ExpectStep) -> np.ndarray:
+        n = self.plan.n_qubits
+        vmap = virtual_map(step.wbits, n)
         _, _, _, outside = self._groups(step.wbits)
-        xv = sum(1 << vmap[b] for b in range(self.plan.n_qubits) if step.xmask >> b & 1)
-        zv = sum(1 << vmap[b] for b in range(self.plan.n_qubits) if step.zmask >> b & 1)
-        total = [0j]
+        xv = sum(1 << vmap[b] for b in range(n) if step.xmask >> b & 1)
+        zv = [sum(1 << vmap[b] for b in range(n) if z >> b & 1) for z in step.zmasks]
+        total = [np.zeros(len(zv), dtype=complex)]
 
         def work(buf, gi, _pages):
-            total[0] += _kern.pauli_expect(buf, len(step.wbits), self._vbase(vmap, outside, gi),
-                                           xv, zv, self.threads)
+            total[0] += _kern.pauli_group(buf, len(step.wbits), self._vbase(vmap, outside, gi),
+                                          xv, zv, self.threads)
 
         self._for_groups(step.wbits, work, write_back=False)
         return total[0]
