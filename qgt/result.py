@@ -7,7 +7,7 @@ Built by ``qgt.api.simulate`` identically on every rank; ``to_json`` is what
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass
@@ -25,9 +25,13 @@ class Result:
     plan: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     statevector: str | None = None
+    memory: list[str] | None = None  # per-shot outcomes when asked for (front ends)
+    state: object = field(default=None, repr=False)  # the final state when asked for
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(replace(self, state=None))  # never deep-copy a state vector
+        out.pop("state")
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

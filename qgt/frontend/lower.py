@@ -167,8 +167,11 @@ def _angle(value, what: str) -> float:
 class _Lowerer:
     """Appends lowered operations to ``out``; one instance per ``lower()`` call."""
 
-    def __init__(self, out: Circuit):
+    def __init__(self, out: Circuit, keep_trivial: bool = False):
         self.out = out
+        # templates (qgt.frontend.params) keep a zero phase as a gate, so that the ops an
+        # instruction lowers to do not depend on its parameter values
+        self.keep_trivial = keep_trivial
 
     # -- walking circuits -------------------------------------------------------------
 
@@ -336,7 +339,7 @@ class _Lowerer:
     def phase(self, angle: float, ctx: _Context) -> None:
         """A global phase; under controls or a condition it is no longer global and becomes
         a diagonal gate on one control (or on qubit 0, for a classically conditioned one)."""
-        if angle == 0.0:
+        if angle == 0.0 and not (self.keep_trivial and (ctx.controls or ctx.requires)):
             return
         if not ctx.controls and not ctx.requires:
             self.out.global_phase += angle

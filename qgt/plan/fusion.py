@@ -14,12 +14,12 @@ import numpy as np
 from qgt.plan.steps import DENSE, PhysOp
 
 
-def _embed(op: PhysOp, targets: tuple[int, ...]) -> np.ndarray:
-    """The matrix of ``op`` on the ordered ``targets`` (a superset of its own)."""
+def embed(m: np.ndarray, own: tuple[int, ...], targets: tuple[int, ...]) -> np.ndarray:
+    """The matrix ``m`` on bits ``own``, as a matrix on the ordered ``targets`` (a superset
+    of ``own``)."""
     k = len(targets)
     dim = 1 << k
-    pos = [targets.index(t) for t in op.targets]
-    m = op.matrix
+    pos = [targets.index(t) for t in own]
     full = np.zeros((dim, dim), dtype=complex)
     rest_mask = sum(1 << j for j in range(k)) & ~sum(1 << p for p in pos)
     sub = 1 << len(pos)
@@ -58,8 +58,10 @@ def fuse(ops: list[PhysOp], max_qubits: int, wbits: set[int]) -> list[PhysOp]:
                 union = tuple(sorted(set(prev.targets) | mine))
                 if len(union) <= max(2, len(prev.targets), len(op.targets)) and len(union) <= \
                         max_qubits:
-                    mat = _embed(op, union) @ _embed(prev, union)
-                    out[j] = PhysOp(DENSE, union, mat, name=f"{prev.name}+{op.name}")
+                    mat = embed(op.matrix, op.targets, union) @ embed(prev.matrix, prev.targets,
+                                                                      union)
+                    out[j] = PhysOp(DENSE, union, mat, name=f"{prev.name}+{op.name}",
+                                    src=prev.src + op.src)
                     continue
         out.append(op)
     return out

@@ -180,15 +180,16 @@ class _Planner:
             p += 1
         return tuple(sorted(wset))
 
-    def _to_phys(self, gate: Gate) -> PhysOp:
+    def _to_phys(self, gate: Gate, idx: int) -> PhysOp:
         phys = self.layout.phys
         mask = val = 0
         for c, v in zip(gate.controls, gate.ctrl_values or (1,) * len(gate.controls)):
             mask |= 1 << phys[c]
             val |= (v & 1) << phys[c]
         kind = DIAG if gate.diagonal else DENSE
-        return PhysOp(kind, tuple(phys[t] for t in gate.targets), gate.matrix, mask, val,
-                      gate.condition, gate.name)
+        targets = tuple(phys[t] for t in gate.targets)
+        return PhysOp(kind, targets, gate.matrix, mask, val, gate.condition, gate.name,
+                      ((idx, targets),))
 
     def _sweep(self, items, wbits) -> list:
         """Take every item runnable under ``wbits``; return the items left."""
@@ -213,7 +214,7 @@ class _Planner:
                 lay.swap_logical(it.a, it.b)
                 ids.append(idx)
             elif ok:
-                taken.append(self._to_phys(it))
+                taken.append(self._to_phys(it, idx))
                 ids.append(idx)
             else:
                 blocked_q |= qs
@@ -376,6 +377,22 @@ def plan_items(circ: Circuit) -> tuple[list, list, bool]:
         terminal, body = circ.terminal_measurements()
     items, _ = _rewrite(Circuit(circ.n_qubits, circ.n_clbits, body, global_phase=circ.global_phase))
     return items, terminal, trajectories
+
+
+def item_origins(circ: Circuit) -> dict[int, int]:
+    """Lowered op index (in ``circ.ops``) -> plan item index, for the ops that become one
+    item each (gates); the global phase, if any, is op -1.  The plan cache maps a new
+    parameter value of an op to the item, and so to the fused ops built from it."""
+    items, _, _ = plan_items(circ)
+    where = {id(op): k for k, op in enumerate(circ.ops)}
+    out = {}
+    for i, it in enumerate(items):
+        k = where.get(id(it))
+        if k is not None:
+            out[k] = i
+    if circ.global_phase and items and getattr(items[0], "name", "") == "global_phase":
+        out[-1] = 0
+    return out
 
 
 def circuit_digest(circ: Circuit) -> str:

@@ -27,6 +27,9 @@ class PhysOp:
     ctrl_val: int = 0
     condition: Condition | None = None
     name: str = ""
+    # where the matrix came from: (plan item, its physical targets) per gate, in the order
+    # they were multiplied; rebinding a parameter rebuilds the ops whose items it touches
+    src: tuple = ()
 
 
 @dataclass(frozen=True)
