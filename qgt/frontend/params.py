@@ -25,7 +25,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ControlledGate, Parameter, ParameterExpression
 
 from qgt.errors import CircuitError
-from qgt.frontend.lower import _STANDARD, _Context, _Lowerer, _angle
+from qgt.frontend.lower import _STANDARD, _angle, _Context, _Lowerer
 from qgt.ops import Circuit, Gate
 
 
@@ -222,8 +222,8 @@ class Template:
                 continue
             got = Circuit(n_qubits=self.circuit.n_qubits, n_clbits=self.circuit.n_clbits)
             values = {p: float(v[j]) for j, p in enumerate(self.parameters)}
-            _Lowerer(got, keep_trivial=True).instruction(_bound(s.op, values), s.qubits, s.clbits, self.cmap,
-                                      _Context())
+            _Lowerer(got, keep_trivial=True).instruction(_bound(s.op, values), s.qubits,
+                                                         s.clbits, self.cmap, _Context())
             mine = self.circuit.ops[s.start:s.stop]
             if len(got.ops) != len(mine) or any(not _same_shape(a, b)
                                                 for a, b in zip(got.ops, mine)):

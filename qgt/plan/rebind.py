@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 
 from qgt.plan.fusion import embed
-from qgt.plan.steps import DENSE, Plan, PhysOp, Sweep
+from qgt.plan.steps import DENSE, PhysOp, Plan, Sweep
 
 
 def _rebuilt(op: PhysOp, matrices: dict[int, np.ndarray]) -> PhysOp:
