@@ -57,9 +57,15 @@ def _load(circuit) -> tuple:
 def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per_node: int = 1,
              threads: int = 1):
     """The plan for ``ranks`` ranks on the tier the configuration and RAM call for."""
-    ssd = choose_tier(cfg, circ.n_qubits, ranks, ranks_per_node, threads)
-    return make_plan(circ, ranks, cfg.block_qubits, cfg.page_qubits, list(observables),
+    from qgt.plan.support import support_log2, widest
+
+    support = support_log2(circ)
+    ssd = choose_tier(cfg, circ.n_qubits, ranks, ranks_per_node, threads, support,
+                      widest(circ, observables))
+    plan = make_plan(circ, ranks, cfg.block_qubits, cfg.page_qubits, list(observables),
                      cfg.fusion_max_qubits if cfg.fusion else 1, done=done, ssd=ssd)
+    plan.decisions["support_log2"] = support  # the capacity preflight sizes pages by it
+    return plan
 
 
 def _plan(circ, cfg: Config, comm, observables, seed, done: set[int], threads: int) -> tuple:
@@ -97,10 +103,15 @@ def _raise_verdict(kind: str, message) -> None:
         raise InternalError(message)
 
 
-def _counts(indices: np.ndarray, terminal, n_clbits: int) -> dict[str, int]:
+def _shot_keys(indices: np.ndarray, terminal) -> np.ndarray:
+    """The classical-register value of each sampled basis index."""
     keys = np.zeros(len(indices), dtype=np.int64)
     for q, c in terminal:
         keys |= ((indices >> q) & 1) << c
+    return keys
+
+
+def _counts(keys: np.ndarray, n_clbits: int) -> dict[str, int]:
     vals, cnt = np.unique(keys, return_counts=True)
     return {format(int(v), f"0{max(1, n_clbits)}b"): int(k) for v, k in zip(vals, cnt)}
 
@@ -179,6 +190,8 @@ class _Run:
     plan_time: float
     threads: int
     t0: float
+    want_state: bool = False  # gather the final state onto every rank (Result.state)
+    want_memory: bool = False  # per-shot outcomes, in shot order (Result.memory)
 
 
 def _engine(plan, comm, threads: int, cfg: Config, rng):
@@ -210,6 +223,7 @@ def _execute(engine, r: _Run) -> Result:
     elapsed_before = float(meta["elapsed"]) if meta else 0.0
     t1 = time.perf_counter()
     clbit_keys: dict[str, int] = {}
+    memory: list[str] = []
     for _ in range(max(1, shots) if plan.trajectories else 1):
         engine.reset_state()
         if meta:
@@ -224,10 +238,15 @@ def _execute(engine, r: _Run) -> Result:
             key = format(engine.clbits & ((1 << max(1, plan.n_clbits)) - 1),
                          f"0{max(1, plan.n_clbits)}b")
             clbit_keys[key] = clbit_keys.get(key, 0) + 1
+            memory.append(key)
     if plan.trajectories:
         counts = clbit_keys
     elif shots and plan.terminal:
-        counts = _counts(engine.sample(shots), plan.terminal, _user_clbits(plan))
+        keys = _shot_keys(engine.sample(shots), plan.terminal)
+        counts = _counts(keys, _user_clbits(plan))
+        if r.want_memory:  # samples come sorted; shots are independent, so shuffle them
+            width = max(1, _user_clbits(plan))
+            memory = [format(int(k), f"0{width}b") for k in engine.rng.permutation(keys)]
     else:
         counts = {}
     if cfg.checkpoint_at_end and cfg.checkpoint_dir:
@@ -235,6 +254,7 @@ def _execute(engine, r: _Run) -> Result:
     t2 = time.perf_counter()
     if r.statevector:
         _write_statevector(r.statevector, engine, comm, plan, r.name)
+    state = _gather_state(engine, comm) if r.want_state else None
     t3 = time.perf_counter()
     peak = comm.allgather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     labels = list(r.observables)
@@ -252,7 +272,19 @@ def _execute(engine, r: _Run) -> Result:
                              "checkpoints_written": policy.written,
                              "checkpoint_seconds": policy.seconds},
         statevector=r.statevector,
+        memory=memory if r.want_memory else None,
+        state=state,
     )
+
+
+def _gather_state(engine, comm) -> np.ndarray:
+    """The whole final state (logical order) on every rank: for front ends that return it
+    in memory (Qiskit's save_statevector, PennyLane's qml.state())."""
+    # out of core the chunks are reused page buffers: copy each before the next arrives
+    mine = np.concatenate([np.array(c, copy=True) for _, c in engine.chunks()])
+    if comm.size == 1:
+        return mine
+    return np.concatenate(comm.allgather(mine))
 
 
 def _bind(cfg: Config, comm) -> dict:

@@ -48,10 +48,17 @@ def ssd_bytes(group_bits: int, pbits: int, cfg) -> int:
     return (cfg.prefetch_depth + 2) * (AMP << group_bits) + 4 * (AMP << pbits)
 
 
-def choose_tier(cfg, n_qubits: int, ranks: int, ranks_per_node: int,
-                threads: int) -> tuple[int, int] | None:
-    """None for RAM, else (page bits, group bits) sized so the ring fits the budget."""
-    local = n_qubits - (ranks.bit_length() - 1)
+def choose_tier(cfg, n_qubits: int, ranks: int, ranks_per_node: int, threads: int,
+                support: int | None = None, widest: int = 1) -> tuple[int, int] | None:
+    """None for RAM, else (page bits, group bits) sized so the ring fits the budget.
+
+    ``support`` is log2 of a bound on the non-zero amplitudes (``qgt.plan.support``).
+    When the state can never have an amplitude in more than a sliver of its pages, a
+    pass only visits the few groups holding them, and smaller groups make each visit
+    cheap: the group then holds the in-page bits plus ``widest`` (at least 2) bits."""
+    from qgt.plan.planner import check_ranks
+
+    local = n_qubits - check_ranks(n_qubits, ranks)  # a bad rank count is a user error
     limit, _ = memory_limit(cfg, ranks_per_node)
     if cfg.storage == "ram" or (cfg.storage == "auto" and ram_bytes(local, cfg, threads) <= limit):
         return None
@@ -59,7 +66,24 @@ def choose_tier(cfg, n_qubits: int, ranks: int, ranks_per_node: int,
     budget = limit - 4 * (AMP << p) - threads * (AMP << cfg.block_qubits)
     per_group = budget // ((cfg.prefetch_depth + 2) * AMP)
     group = min(local, max(p, per_group.bit_length() - 1 if per_group > 0 else p))
+    if support is not None and sparse_state(cfg, support, local, p):
+        group = min(group, p + max(widest, SPARSE_GROUP_EXTRA))
     return p, group
+
+
+SPARSE_GROUP_EXTRA = 2  # bits beyond the in-page ones in a sparse state's page group
+INDEX_BYTES_PER_PAGE = 160  # one stored page in the index: dict entry, int keys, slot
+
+
+def sparse_state(cfg, support: int, local: int, p: int) -> bool:
+    """Whether the state can never reach one amplitude in every page of a rank."""
+    return cfg.sparse_pages and support < local - p
+
+
+def stored_pages_bound(plan, support: int | None) -> int:
+    """The most pages one rank can store: every non-zero amplitude in its own page."""
+    pages = 1 << (plan.local_bits - plan.page_floor)
+    return pages if support is None else min(pages, 1 << support)
 
 
 def preflight(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
@@ -78,6 +102,22 @@ def preflight(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
             return (f"the state needs {fmt(dense)} of scratch space on this node, but "
                     f"scratch_dir '{d}' has {fmt(free)} free: use more nodes, a larger "
                     "scratch_dir, or sparse_pages=true if the state stays sparse")
+        support = plan.decisions.get("support_log2")
+        pages = stored_pages_bound(plan, support if cfg.sparse_pages else None)
+        stored = pages * (AMP << plan.page_floor) * ranks_per_node
+        if stored > free:
+            return (f"the circuit can make up to 2^{support} amplitudes non-zero (a bound "
+                    f"from its gates), so its pages may need {fmt(stored)} of scratch space "
+                    f"on this node, but scratch_dir '{d}' has {fmt(free)} free: this state "
+                    "cannot be simulated here; use more nodes or a larger scratch_dir")
+        # the index is Python metadata beside the ring (memory_limit budgets the state's
+        # buffers): it must fit this rank's share of the node's RAM
+        ram = available_memory() // max(1, ranks_per_node)
+        if pages * INDEX_BYTES_PER_PAGE > ram:
+            return (f"the page index of up to {pages} stored pages needs "
+                    f"{fmt(pages * INDEX_BYTES_PER_PAGE)} per rank but this rank's share of "
+                    f"the node's available RAM is {fmt(ram)}: use a larger ssd_page_size "
+                    "or more nodes")
     else:
         need = ram_bytes(local, cfg, threads)
     if need > limit:

@@ -31,6 +31,14 @@ from qgt.runtime.engine import Engine, condition_holds, pack
 from qgt.runtime.pagestore import PageStore, aligned_empty
 
 
+def _extract(values: np.ndarray, bits: list[int]) -> np.ndarray:
+    """Gather bit bits[i] of each value into bit i (the inverse of ``_deposit``)."""
+    out = np.zeros(len(values), dtype=np.int64)
+    for i, b in enumerate(bits):
+        out |= ((values >> b) & 1) << i
+    return out
+
+
 def _deposit(values: np.ndarray, bits: list[int]) -> np.ndarray:
     """Scatter bit i of each value to bit position bits[i]."""
     out = np.zeros(len(values), dtype=np.int64)
@@ -96,19 +104,26 @@ class OocEngine(Engine):
 
     # ---- page groups ---------------------------------------------------------------
     def _groups(self, wbits) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
-        """Pages of every group (rows, in buffer order) and the groups' varying bits."""
+        """The groups holding a stored page: their pages (rows, in buffer order), their
+        indices (bit k <-> outside[k]), and the page bits inside and outside a group.
+        Built from the stored pages only, so a sparse state of 2^40 pages costs what its
+        few stored pages do; groups with none are all zero and skipped."""
         inside = [b - self.p for b in wbits if b >= self.p]
         outside = [b - self.p for b in range(self.p, self.L) if b not in set(wbits)]
+        in_mask = sum(1 << b for b in inside)
+        bases = np.unique(self.store.stored() & ~np.int64(in_mask))
         offs = _deposit(np.arange(1 << len(inside)), inside)
-        bases = _deposit(np.arange(1 << len(outside)), outside)
-        return bases[:, None] + offs[None, :], bases, inside, outside
+        index = np.zeros(len(bases), dtype=np.int64)
+        for k, b in enumerate(outside):
+            index |= ((bases >> b) & 1) << k
+        return bases[:, None] + offs[None, :], index, inside, outside
 
     def _for_groups(self, wbits, work, write_back: bool = True) -> None:
         """Read each non-zero group into a ring buffer, ``work(buf, group_index, pages)``,
         write it back (unless the pass only reads); reads run ``depth`` groups ahead,
         writes one behind."""
-        pages, _, _, _ = self._groups(wbits)
-        live = np.flatnonzero(~self.store.zero_flags(pages).all(axis=1))
+        pages, index, _, _ = self._groups(wbits)
+        live = np.arange(len(pages))
         slots = len(self.ring)
         reads, writes = {}, {}
 
@@ -125,7 +140,7 @@ class OocEngine(Engine):
                 load(k + self.depth)
             reads.pop(k).result()
             buf = self.ring[k % slots]
-            work(buf, int(gi), pages[gi])
+            work(buf, int(index[gi]), pages[gi])
             if write_back:
                 writes[k % slots] = self.io.submit(self._write_group, pages[gi], buf)
         for f in writes.values():
@@ -203,18 +218,22 @@ class OocEngine(Engine):
         rbits = [rb - self.L for _, rb in pairs]
         rank = self.comm.rank
         u = sum(((rank >> rb) & 1) << i for i, rb in enumerate(rbits))
-        all_pages = np.arange(self.store.n_pages)
-        key = sum(((all_pages >> lb) & 1) << i for i, lb in enumerate(lbits))
+        key_mask = np.int64(sum(1 << lb for lb in lbits))
+        stored = self.store.stored()
+        key = _extract(stored, lbits)
         for j in range(1, 1 << len(pairs)):
             partner = rank
             for i, rb in enumerate(rbits):
                 if (j >> i) & 1:
                     partner ^= 1 << rb
-            mine = all_pages[key == (u ^ j)]
-            my_zero = self.store.zero_flags(mine)
-            their_zero = self.comm.sendrecv_obj(my_zero, partner)
-            live = ~(my_zero & their_zero)  # zero on both sides: stays zero, nothing to do
-            self._stream_pages(mine[live], my_zero[live], their_zero[live], partner)
+            # my pages whose swapped bits read u^j trade places with the partner's pages
+            # reading u (the other page bits equal): only pages stored on either side
+            # are listed and streamed; zero on both sides stays zero, nothing to do
+            mine = stored[key == (u ^ j)] & ~key_mask
+            theirs = self.comm.sendrecv_obj(mine, partner)
+            both = np.union1d(mine, theirs)
+            pages = both | _deposit(np.array([u ^ j]), lbits)[0]
+            self._stream_pages(pages, ~np.isin(both, mine), ~np.isin(both, theirs), partner)
 
     def _stream_pages(self, pages, my_zero, their_zero, partner) -> None:
         """Trade ``pages`` with ``partner``: the I/O threads read page k+1 and write
@@ -252,22 +271,26 @@ class OocEngine(Engine):
                 f.result()
 
     # ---- reductions ----------------------------------------------------------------
-    def _page_totals(self) -> np.ndarray:
-        """Sum of |a|^2 of every page (one read pass, with read-ahead)."""
-        tot = np.zeros(self.store.n_pages)
+    def _page_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pages of the non-zero groups (sorted) and the sum of |a|^2 of each (one
+        read pass, with read-ahead); pages not listed are zero."""
+        pages, tots = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
 
-        def work(buf, _base, pages):
-            tot[pages] = _kern.block_norms(buf, self.pa, self.threads)
+        def work(buf, _base, group_pages):
+            pages.append(np.asarray(group_pages, dtype=np.int64))
+            tots.append(_kern.block_norms(buf, self.pa, self.threads))
 
         self._scan(work, write_back=False)
-        return tot
+        pg, tot = np.concatenate(pages), np.concatenate(tots)
+        order = np.argsort(pg, kind="stable")
+        return pg[order], tot[order]
 
     def _marginal(self, bits) -> np.ndarray:
         if not bits:
             # sampling asks for the total first: keep the page totals for _sample_local,
             # which saves it a second pass over the slice
             self._totals = self._page_totals()
-            return np.array([self._totals.sum()])
+            return np.array([self._totals[1].sum()])
         out = np.zeros(1 << len(bits))
 
         def work(buf, base, _pages):
@@ -292,19 +315,19 @@ class OocEngine(Engine):
         return total[0]
 
     def _sample_local(self, targets: np.ndarray) -> np.ndarray:
-        tot = self._totals if self._totals is not None else self._page_totals()
+        pages, tot = self._totals if self._totals is not None else self._page_totals()
         starts = np.concatenate([[0.0], np.cumsum(tot)])
-        which = np.minimum(np.searchsorted(starts, targets, side="right") - 1,
-                           self.store.n_pages - 1)
+        which = np.minimum(np.searchsorted(starts, targets, side="right") - 1, len(pages) - 1)
         out = np.empty(len(targets), dtype=np.int64)
         buf = self.pbufs[0]
-        for pg in np.unique(which):
-            sel = which == pg
-            while tot[pg] == 0 and pg > 0:  # rounding past a page's end: use the last
-                pg -= 1                      # non-zero page before it
-            self.store.read(int(pg), buf)
+        for w in np.unique(which):
+            sel = which == w
+            while tot[w] == 0 and w > 0:  # rounding past a page's end: use the last
+                w -= 1                     # non-zero page before it
+            pg = int(pages[w])
+            self.store.read(pg, buf)
             out[sel] = _kern.sample_sorted(buf, np.ascontiguousarray(
-                targets[sel] - starts[pg])) + (int(pg) << self.p)
+                targets[sel] - starts[w])) + (pg << self.p)
         return out
 
     def chunks(self):

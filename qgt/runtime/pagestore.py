@@ -85,7 +85,9 @@ class PageStore:
         self._fd_box = [self.fd]
         self._finalizer = weakref.finalize(self, _remove, self._fd_box, self.path)
         self._lock = threading.Lock()  # I/O threads allocate slots concurrently
-        self.slot = np.full(self.n_pages, -1, dtype=np.int64)  # page -> slot, -1 = zero
+        # page -> slot of the stored pages only: an index of all 2^(L-p) pages would cost
+        # 8 bytes a page (4 TiB for a 60-qubit state), absent pages are zero
+        self.slot: dict[int, int] = {}
         self.free: list[int] = []
         self.n_slots = 0
         self.bytes_read = 0
@@ -94,14 +96,20 @@ class PageStore:
 
     # ---- pages ---------------------------------------------------------------------
     def is_zero(self, page: int) -> bool:
-        return self.slot[page] < 0
+        return page not in self.slot
 
-    def zero_flags(self, pages=None) -> np.ndarray:
-        s = self.slot if pages is None else self.slot[pages]
-        return s < 0
+    def zero_flags(self, pages) -> np.ndarray:
+        slot = self.slot
+        return np.fromiter((int(p) not in slot for p in pages), dtype=bool, count=len(pages))
+
+    def stored(self) -> np.ndarray:
+        """The indices of the stored pages, sorted."""
+        with self._lock:
+            keys = list(self.slot)
+        return np.sort(np.array(keys, dtype=np.int64))
 
     def read(self, page: int, out: np.ndarray) -> None:
-        s = int(self.slot[page])
+        s = self.slot.get(page, -1)
         if s < 0:
             out.fill(0)
             return
@@ -115,7 +123,7 @@ class PageStore:
             self.drop(page)
             return
         with self._lock:
-            s = int(self.slot[page])
+            s = self.slot.get(page, -1)
             if s < 0:
                 s = self.free.pop() if self.free else self._new_slot()
                 self.slot[page] = s
@@ -135,14 +143,14 @@ class PageStore:
     def drop(self, page: int) -> None:
         """The page is all zero: forget it (its slot is reused)."""
         with self._lock:
-            s = int(self.slot[page])
+            s = self.slot.pop(page, -1)
             if s >= 0:
                 self.free.append(s)
-                self.slot[page] = -1
 
     def clear(self) -> None:
-        self.slot[:] = -1
-        self.free = list(range(self.n_slots))
+        with self._lock:
+            self.slot = {}
+            self.free = list(range(self.n_slots))
 
     def _new_slot(self) -> int:
         self.n_slots += 1
@@ -150,7 +158,7 @@ class PageStore:
 
     # ---- accounting ----------------------------------------------------------------
     def stored_pages(self) -> int:
-        return int((self.slot >= 0).sum())
+        return len(self.slot)
 
     def allocated_bytes(self) -> int:
         """Bytes the file really occupies on disk."""
