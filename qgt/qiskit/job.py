@@ -11,12 +11,14 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import CancelledError
 
+from qiskit.primitives import BasePrimitiveJob
 from qiskit.providers import JobError, JobStatus, JobV1
 
 
-class QgtJob(JobV1):
-    def __init__(self, backend, work, executor, session=None):
-        super().__init__(backend, str(uuid.uuid4()))
+class _Queued:
+    """The work, its future in the executor, and the session that can stop it."""
+
+    def _setup(self, work, executor, session) -> None:
         self._work = work
         self._executor = executor
         self._session = session
@@ -63,3 +65,32 @@ class QgtJob(JobV1):
             self._session.cancel()
             return True
         return False  # SPMD ranks run inside the caller's own processes
+
+    # BasePrimitiveJob's questions, answered from the status
+    def done(self) -> bool:
+        return self.status() in (JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED)
+
+    def running(self) -> bool:
+        return self.status() is JobStatus.RUNNING
+
+    def cancelled(self) -> bool:
+        return self.status() is JobStatus.CANCELLED
+
+    def in_final_state(self) -> bool:
+        return self.done()
+
+
+class QgtJob(_Queued, JobV1):
+    """The backend's job: ``result()`` is a qiskit ``Result``."""
+
+    def __init__(self, backend, work, executor, session=None):
+        JobV1.__init__(self, backend, str(uuid.uuid4()))
+        self._setup(work, executor, session)
+
+
+class QgtPrimitiveJob(_Queued, BasePrimitiveJob):
+    """The primitives' job: ``result()`` is a ``PrimitiveResult``."""
+
+    def __init__(self, work, executor, session=None):
+        BasePrimitiveJob.__init__(self, str(uuid.uuid4()))
+        self._setup(work, executor, session)
