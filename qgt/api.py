@@ -117,10 +117,15 @@ def _counts(keys: np.ndarray, n_clbits: int) -> dict[str, int]:
 
 
 def simulate(circuit, shots: int | None = None, observables=(), config=None, comm=None,
-             seed: int | None = None, statevector: str | None = None) -> Result:
+             seed: int | None = None, statevector: str | None = None, progress=None,
+             trace: str | None = None) -> Result:
     """Simulate ``circuit`` (a QuantumCircuit, a built-in spec like 'qft:20', or an
     OpenQASM path) on the ranks of ``comm`` (an mpi4py communicator; COMM_WORLD by
-    default).  Call it on every rank; every rank gets the same Result."""
+    default).  Call it on every rank; every rank gets the same Result.
+
+    ``progress``: None (the ``progress`` key decides), True/False, or a callable that
+    rank 0 calls with a ``qgt.obs.ProgressEvent`` after every step.  ``trace``: a path
+    for a Chrome trace-event JSON of every rank's events (written by rank 0)."""
     from qgt.runtime.comm import Comm
 
     cfg = _as_config(config)
@@ -162,6 +167,7 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     run = _Run(cfg, comm, plan, name, seed, shots, statevector, list(observables), meta,
                resume_path, resume_warnings, circuit_hash, done, figs, binding, plan_time,
                threads, t0)
+    run.progress, run.trace = progress, trace
     try:
         return _execute(engine, run)
     finally:
@@ -192,6 +198,8 @@ class _Run:
     t0: float
     want_state: bool = False  # gather the final state onto every rank (Result.state)
     want_memory: bool = False  # per-shot outcomes, in shot order (Result.memory)
+    progress: object = None  # simulate(progress=...): see qgt.obs.progress.make_consumer
+    trace: str | None = None  # simulate(trace=...): the trace-event JSON to write
 
 
 def _engine(plan, comm, threads: int, cfg: Config, rng):
@@ -216,10 +224,22 @@ def _engine(plan, comm, threads: int, cfg: Config, rng):
 
 
 def _execute(engine, r: _Run) -> Result:
+    from qgt.obs.run import RunObserver
+
+    obs = RunObserver(r, engine)
+    obs.begin()  # output paths checked, logging, progress, tracing
+    try:
+        return _execute_observed(engine, r, obs)
+    finally:
+        obs.close()
+
+
+def _execute_observed(engine, r: _Run, obs) -> Result:
     from qgt.runtime.checkpointing import CheckpointPolicy, restore_engine
 
     cfg, comm, plan, shots, meta = r.cfg, r.comm, r.plan, r.shots, r.meta
     policy = CheckpointPolicy(cfg, comm, r.circuit_hash, r.done)
+    policy.on_write = lambda: obs.phase("checkpoint")
     elapsed_before = float(meta["elapsed"]) if meta else 0.0
     t1 = time.perf_counter()
     clbit_keys: dict[str, int] = {}
@@ -231,7 +251,7 @@ def _execute(engine, r: _Run) -> Result:
             restore_engine(engine, r.resume_path, meta)
             engine.timings["checkpoint_read"] = time.perf_counter() - t_read
         for i, step in enumerate(plan.steps):
-            engine.run_step(step)
+            obs.step(i, step, engine.timed_step(i, step))
             policy.after_step(engine, plan, i, elapsed_before + time.perf_counter() - t1)
         engine.flush()
         if plan.trajectories and shots:
@@ -242,7 +262,10 @@ def _execute(engine, r: _Run) -> Result:
     if plan.trajectories:
         counts = clbit_keys
     elif shots and plan.terminal:
-        keys = _shot_keys(engine.sample(shots), plan.terminal)
+        obs.phase("sampling")
+        with obs.span("sample", "reduction"):
+            samples = engine.sample(shots)
+        keys = _shot_keys(samples, plan.terminal)
         counts = _counts(keys, _user_clbits(plan))
         if r.want_memory:  # samples come sorted; shots are independent, so shuffle them
             width = max(1, _user_clbits(plan))
@@ -253,9 +276,12 @@ def _execute(engine, r: _Run) -> Result:
         policy.write(engine, plan, plan.final_layout, elapsed_before + time.perf_counter() - t1)
     t2 = time.perf_counter()
     if r.statevector:
-        _write_statevector(r.statevector, engine, comm, plan, r.name)
+        obs.phase("state vector I/O")
+        with obs.span("write state vector", "disk"):
+            _write_statevector(r.statevector, engine, comm, plan, r.name)
     state = _gather_state(engine, comm) if r.want_state else None
     t3 = time.perf_counter()
+    observed = obs.finish()  # collective: per-step table, trace written by rank 0
     peak = comm.allgather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     labels = list(r.observables)
     return Result(
@@ -270,7 +296,7 @@ def _execute(engine, r: _Run) -> Result:
                              "storage": engine.storage, "io": comm.allgather(engine.io_report()),
                              "resumed_from": r.resume_path, "resume_warnings": r.resume_warnings,
                              "checkpoints_written": policy.written,
-                             "checkpoint_seconds": policy.seconds},
+                             "checkpoint_seconds": policy.seconds, **observed},
         statevector=r.statevector,
         memory=memory if r.want_memory else None,
         state=state,

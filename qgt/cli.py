@@ -6,6 +6,8 @@
     qgt topology         what hwloc sees and the binding each rank would get
     qgt inspect DIR      what a checkpoint holds
     qgt calibrate        measure disk and memory bandwidth (used by qgt plan)
+    qgt report R.json    which resource bound each step of a run (vs qgt calibrate)
+    qgt timeline T.json  draw a run's --trace: one lane per rank and thread
 
 Exit status: 0 done, 2 user error, 70 internal error, 85 checkpointed after
 SIGTERM/SIGUSR1 (requeue and rerun with --resume).
@@ -24,6 +26,8 @@ import sys
 from qgt.bench.calibrate import add_arguments as calibrate_args
 from qgt.bench.ooc import add_arguments as ooc_args
 from qgt.errors import EXIT_CHECKPOINTED, QgtError, UserError
+from qgt.obs.report import add_arguments as report_args
+from qgt.obs.timeline import add_arguments as timeline_args
 from qgt.runtime import signals
 
 CIRCUIT_HELP = ("a built-in (qft:N, ghz:N, random:N:DEPTH[:SEED], qpe:N[:THETA], "
@@ -72,7 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
                    help="continue from the newest valid checkpoint in DIR (default: the "
                    "checkpoint_dir key); starts afresh when there is none")
-    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    r.add_argument("--quiet", action="store_true",
+                   help="print nothing but errors (no progress either)")
+    r.add_argument("--progress", action="store_true",
+                   help="live progress on rank 0 (stderr): a bar in a terminal, else a line "
+                   "every progress_interval (config: progress)")
+    r.add_argument("--trace", metavar="trace.json",
+                   help="record every rank's events (Chrome trace-event JSON, for Perfetto "
+                   "or qgt timeline)")
 
     pl = sub.add_parser("plan", help="print the plan for P ranks (no MPI needed)",
                         description="Plan CIRCUIT for --ranks P and print steps, sweeps, swaps, "
@@ -103,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("calibrate", help="measure this machine's disk and memory bandwidth "
                        "(cached; qgt plan uses it to predict run times)")
     calibrate_args(c)
+
+    rp = sub.add_parser("report", help="which resource bound each step of a run",
+                        description="Compare a result's per-step timings and bytes with the "
+                        "rates qgt calibrate measured: memory, kernels, disk, network.")
+    report_args(rp)
+
+    tl = sub.add_parser("timeline", help="draw a --trace file: one lane per rank and thread",
+                        description="Plot a trace written by qgt run --trace with matplotlib, "
+                        "with a utilisation summary.")
+    timeline_args(tl)
 
     i = sub.add_parser("inspect", help="show what a checkpoint (or a directory of them) holds",
                        description="Print a checkpoint's circuit hash, progress, ranks, layout, "
@@ -168,8 +189,10 @@ def _cmd_run(args) -> int:
             over["checkpoint_dir"] = args.resume
     cfg = load_config(args.config, overrides=over)
     signals.install()
+    _check_rank0_outputs(args)
+    progress = False if args.quiet else (True if args.progress else None)
     res = simulate(args.circuit, observables=args.observable, config=cfg,
-                   statevector=args.statevector)
+                   statevector=args.statevector, progress=progress, trace=args.trace)
     from mpi4py import MPI
 
     if MPI.COMM_WORLD.Get_rank() == 0:
@@ -179,6 +202,31 @@ def _cmd_run(args) -> int:
         if not args.quiet:
             _print_result(res)
     return 0
+
+
+def _check_rank0_outputs(args) -> None:
+    """--output is written by rank 0 after the run: check it before, and tell every rank
+    (the others would otherwise wait in the first collective)."""
+    from qgt.io.paths import writable_file
+    from qgt.runtime.comm import Comm
+
+    comm = Comm()
+    err = writable_file(args.output, "--output") if args.output and comm.rank == 0 else None
+    err = comm.bcast(err)
+    if err:
+        raise UserError(err)
+
+
+def _cmd_report(args) -> int:
+    from qgt.obs.report import main as report_main
+
+    return report_main(args)
+
+
+def _cmd_timeline(args) -> int:
+    from qgt.obs.timeline import main as timeline_main
+
+    return timeline_main(args)
 
 
 def _cmd_inspect(args) -> int:
@@ -233,7 +281,8 @@ def main(argv=None) -> int:
         return 2
     handler = {"run": _cmd_run, "plan": _cmd_plan, "topology": _cmd_topology,
                "bench": _cmd_bench, "inspect": _cmd_inspect,
-               "calibrate": _cmd_calibrate}[args.command]
+               "calibrate": _cmd_calibrate, "report": _cmd_report,
+               "timeline": _cmd_timeline}[args.command]
     try:
         return handler(args)
     except QgtError as e:

@@ -341,9 +341,15 @@ class Config:
         "Continue from the newest checkpoint in checkpoint_dir (same circuit, any rank "
         "count); with none there, start from the beginning, so a requeued job needs no edit.")
     log_level: str = _key(_LOG, Choice(("error", "warning", "info", "debug")), "warning",
-        "Least severe message printed.")
+        "Least severe message printed (Python logging, logger 'qgt', the rank in every "
+        "record): info = tier, bindings, plan decisions, checkpoints; debug = per-step "
+        "timings.")
     progress: bool = _key(_LOG, Bool(), False,
-        "Show a progress display on rank 0.")
+        "Show live progress on rank 0 (stderr): a bar in a terminal, else a plain line every "
+        "progress_interval. qgt run --progress / --quiet override it.")
+    progress_interval: float = _key(_LOG, Duration(), "30s",
+        "Without a terminal (batch logs), seconds between progress lines; 0 = only the "
+        "last line.")
     # fmt: on
 
     def __post_init__(self) -> None:

@@ -122,6 +122,26 @@ def _memory_pass(nbytes: int, threads: int, repeat: int = 3) -> float:
     return 2 * a.nbytes / best
 
 
+def _kernel_flops(threads: int, qubits: int = 4, bits: int = 16, repeat: int = 5) -> float:
+    """Flops/s of the sweep kernel on a dense ``qubits``-qubit gate over an in-cache
+    2^bits buffer (8 flops per complex multiply-add, 2^qubits per amplitude): the
+    arithmetic ceiling ``qgt report`` compares sweeps with.  Best of ``repeat``."""
+    from qgt import _kern
+
+    rng = np.random.default_rng(1)
+    m = rng.standard_normal((1 << qubits, 1 << qubits)) + 1j * rng.standard_normal(
+        (1 << qubits, 1 << qubits))
+    ops = _kern.OpList([(_kern.KIND_DENSE, tuple(range(qubits)), 0, 0, m)] * 8)
+    buf = np.ones(1 << bits, dtype=complex) / (1 << (bits // 2))
+    best = float("inf")
+    for i in range(repeat + 1):
+        t = time.perf_counter()
+        _kern.sweep(buf, bits, 0, list(range(bits)), ops, threads)
+        if i:
+            best = min(best, time.perf_counter() - t)
+    return 8 * 8 * (1 << qubits) * (1 << bits) / best
+
+
 def measure(scratch_dir: str, size_bytes: int = 1 << 30, block: int = 16 << 20) -> dict:
     """Direct-I/O write (then fsync) and read of a ``size_bytes`` file in ``scratch_dir``
     in ``block``-sized requests; the file is removed.  Also an in-RAM read+write pass
@@ -145,6 +165,7 @@ def measure(scratch_dir: str, size_bytes: int = 1 << 30, block: int = 16 << 20) 
             "direct_io": one["direct_io"], "disk_bytes": size, "block_bytes": block,
             "ring_bytes": ring,
             "memory_pass_Bps": _memory_pass(min(size_bytes, MEMORY_PASS_MAX), threads),
+            "kernel_flops": _kernel_flops(threads),
             "memory_threads": threads, "scratch_dir": os.path.abspath(scratch_dir),
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "host": socket.gethostname()}
@@ -216,6 +237,9 @@ def format_table(res: dict) -> str:
         ("memory pass", f"{res['memory_pass_Bps'] / gb:.1f} GB/s (read+write bytes, "
                         f"{res['memory_threads']} threads)"),
     ]
+    if "kernel_flops" in res:
+        rows.append(("kernels", f"{res['kernel_flops'] / 1e9:.1f} GFlop/s (dense 4-qubit gates, "
+                                "in cache)"))
     return "\n".join(f"  {k:12s} {v}" for k, v in rows)
 
 

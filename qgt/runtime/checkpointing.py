@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from qgt.errors import Preempted
+from qgt.obs import logs, trace
 from qgt.plan.planner import restore_steps, undo_steps
 from qgt.runtime import signals
 
@@ -35,6 +36,7 @@ class CheckpointPolicy:
         self.steps = 0
         self.written: list[str] = []
         self.seconds = 0.0
+        self.on_write = None  # called before each checkpoint (progress shows the phase)
 
     def after_step(self, engine, plan, i: int, elapsed: float) -> None:
         """Record the step's items; checkpoint (and maybe stop) if a trigger fired."""
@@ -56,6 +58,8 @@ class CheckpointPolicy:
 
     def write(self, engine, plan, layout, elapsed: float) -> str:
         t = time.perf_counter()
+        if self.on_write is not None:
+            self.on_write()
         engine.flush()
         restore = restore_steps(plan, layout)
         engine.run(restore)
@@ -69,11 +73,14 @@ class CheckpointPolicy:
             "config": json.dumps(self.cfg.to_dict()),
             "trajectory": 0, "elapsed": float(elapsed),
         }
-        path = self.writer.write(engine.local_state(), attrs, executed)
+        with trace.span("write checkpoint", "checkpoint"):
+            path = self.writer.write(engine.local_state(), attrs, executed)
         engine.run(undo_steps(restore))
         self.written.append(path)
         self.last = time.monotonic()
         self.seconds += time.perf_counter() - t
+        logs.get().info("checkpoint %s written after %d of %d circuit items (%.2f s)", path,
+                        len(self.done), plan.n_items, time.perf_counter() - t)
         return path
 
 

@@ -28,6 +28,9 @@ class Comm:
     def allgather(self, obj) -> list:
         return self.c.allgather(obj)
 
+    def gather(self, obj, root: int = 0) -> list | None:
+        return self.c.gather(obj, root=root)
+
     def allreduce_sum(self, arr: np.ndarray) -> np.ndarray:
         arr = np.ascontiguousarray(arr)
         out = np.empty_like(arr)

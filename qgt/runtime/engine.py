@@ -15,6 +15,7 @@ import numpy as np
 
 from qgt import _kern
 from qgt.errors import InternalError
+from qgt.obs import trace
 from qgt.plan.steps import DENSE, DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
 from qgt.runtime.exchange import Exchanger
 from qgt.runtime.pagestore import aligned_empty
@@ -50,6 +51,7 @@ class Engine:
         self.rng = rng
         self.timings = {"compute": 0.0, "communication": 0.0, "reductions": 0.0}
         self.passes = 0
+        self.step_log: dict[int, dict] = {}  # per plan step: seconds and bytes (timed_step)
         self._allocate(exchange_chunk)
         self.reset_state()
 
@@ -116,6 +118,24 @@ class Engine:
             self.run_step(step)
         self.flush()
 
+    def timed_step(self, i: int, step) -> dict:
+        """``run_step`` with its wall time, the engine's timing and byte counters it moved,
+        and a trace span; accumulated per step index (trajectories rerun the plan)."""
+        before, moved = dict(self.timings), self.bytes_moved()
+        t = time.perf_counter()
+        cat = "step" if isinstance(step, (Sweep, GlobalSwap)) else "reduction"
+        with trace.span(type(step).__name__, cat, {"step": i}):
+            self.run_step(step)
+        rec = self.step_log.setdefault(i, {"seconds": 0.0})
+        rec["seconds"] += time.perf_counter() - t
+        for k, v in self.timings.items():
+            if v != before.get(k, 0.0):
+                rec[k] = rec.get(k, 0.0) + v - before.get(k, 0.0)
+        for k, v in self.bytes_moved().items():
+            if v != moved[k]:
+                rec[f"bytes_{k}"] = rec.get(f"bytes_{k}", 0) + v - moved[k]
+        return rec
+
     def run_step(self, step) -> None:
         if isinstance(step, Sweep):
             self._sweep(step)
@@ -142,7 +162,10 @@ class Engine:
         if not ops and not self.pending:
             return
         t = time.perf_counter()
-        self._apply_sweep(step, ops)
+        # in RAM the sweep is the kernel; out of core it holds page I/O spans as well
+        with trace.span("sweep", "compute" if self.storage == "ram" else "step",
+                        {"ops": len(ops)}):
+            self._apply_sweep(step, ops)
         self.timings["compute"] += time.perf_counter() - t
         self.passes += 1
 

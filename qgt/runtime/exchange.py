@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qgt.obs import trace
+
 
 def split_view(state: np.ndarray, L: int, bits: list[int]) -> tuple[np.ndarray, list[int]]:
     """View the slice with a size-2 axis for each bit in ``bits``; return the view and,
@@ -88,7 +90,8 @@ class Exchanger:
         for i, ch in enumerate(chunks(region, self.chunk)):
             sbuf, rbuf = self.bufs[i % 2]
             m = ch.size
-            np.copyto(sbuf[:m].reshape(ch.shape), ch)
+            with trace.span("pack", "memory", {"bytes": m * 16}):
+                np.copyto(sbuf[:m].reshape(ch.shape), ch)
             reqs = self.comm.isendrecv(sbuf[:m], rbuf[:m], partner)
             if pending is not None:
                 self._finish(*pending)
@@ -98,5 +101,7 @@ class Exchanger:
             self._finish(*pending)
 
     def _finish(self, reqs, rbuf: np.ndarray, dest: np.ndarray) -> None:
-        self.comm.wait(reqs)
-        np.copyto(dest, rbuf.reshape(dest.shape))
+        with trace.span("MPI wait", "network", {"bytes": rbuf.nbytes}):
+            self.comm.wait(reqs)
+        with trace.span("unpack", "memory", {"bytes": rbuf.nbytes}):
+            np.copyto(dest, rbuf.reshape(dest.shape))

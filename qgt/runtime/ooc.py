@@ -19,12 +19,14 @@ RAM used: (prefetch_depth + 2) group buffers and four page buffers.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from qgt import _kern
 from qgt.errors import InternalError
+from qgt.obs import trace
 from qgt.plan.planner import virtual_map
 from qgt.plan.steps import ExpectStep, Sweep
 from qgt.runtime.engine import Engine, condition_holds, pack
@@ -73,6 +75,7 @@ class OocEngine(Engine):
         self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qgt-io")
         self.bytes_exchanged = 0
         self._totals = None
+        self.timings["io_wait"] = 0.0  # the kernels' thread waiting for a group read
 
     def ram_bytes(self) -> int:
         return sum(b.nbytes for b in self.ring) + sum(b.nbytes for b in self.pbufs)
@@ -138,21 +141,27 @@ class OocEngine(Engine):
         for k, gi in enumerate(live):
             if k + self.depth < len(live):
                 load(k + self.depth)
-            reads.pop(k).result()
+            t = time.perf_counter()
+            with trace.span("wait read", "wait"):
+                reads.pop(k).result()
+            self.timings["io_wait"] += time.perf_counter() - t
             buf = self.ring[k % slots]
-            work(buf, int(index[gi]), pages[gi])
+            with trace.span("kernels", "compute", {"group": int(index[gi])}):
+                work(buf, int(index[gi]), pages[gi])
             if write_back:
                 writes[k % slots] = self.io.submit(self._write_group, pages[gi], buf)
         for f in writes.values():
             f.result()
 
     def _read_group(self, pages, buf) -> None:
-        for i, pg in enumerate(pages):
-            self.store.read(int(pg), buf[i * self.pa:(i + 1) * self.pa])
+        with trace.span("read group", "disk", {"pages": len(pages)}):
+            for i, pg in enumerate(pages):
+                self.store.read(int(pg), buf[i * self.pa:(i + 1) * self.pa])
 
     def _write_group(self, pages, buf) -> None:
-        for i, pg in enumerate(pages):
-            self.store.write(int(pg), buf[i * self.pa:(i + 1) * self.pa])
+        with trace.span("write group", "disk", {"pages": len(pages)}):
+            for i, pg in enumerate(pages):
+                self.store.write(int(pg), buf[i * self.pa:(i + 1) * self.pa])
 
     def _vbase(self, vmap, outside: list[int], gi: int) -> int:
         """Virtual index of a group's first amplitude: its fixed bits, moved by vmap."""
@@ -242,13 +251,15 @@ class OocEngine(Engine):
 
         def read(k):
             if not my_zero[k]:
-                self.store.read(int(pages[k]), sbuf[k % 2])
+                with trace.span("read page", "disk"):
+                    self.store.read(int(pages[k]), sbuf[k % 2])
 
         def land(k):
             if their_zero[k]:
                 self.store.drop(int(pages[k]))
             else:
-                self.store.write(int(pages[k]), rbuf[k % 2])
+                with trace.span("write page", "disk"):
+                    self.store.write(int(pages[k]), rbuf[k % 2])
 
         reads = {0: self.io.submit(read, 0)} if len(pages) else {}
         writes = [None, None]
@@ -264,7 +275,8 @@ class OocEngine(Engine):
                 self.bytes_exchanged += sbuf[k % 2].nbytes
             if not their_zero[k]:
                 reqs.append(self.comm.irecv(rbuf[k % 2], partner))
-            self.comm.wait(reqs)
+            with trace.span("MPI wait", "network"):
+                self.comm.wait(reqs)
             writes[k % 2] = self.io.submit(land, k)
         for f in writes:
             if f is not None:
