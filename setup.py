@@ -95,7 +95,9 @@ setup(
         "qiskit-aer",
         "qiskit-qasm3-import",
         "pyhwloc",
+        "rich>=13",  # qgt run --progress: the bar on a terminal
+        "matplotlib>=3.8",  # qgt timeline
     ],
-    extras_require={"test": ["pytest", "pytest-timeout", "ruff"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "ruff", "hypothesis>=6.100"]},
     entry_points={"console_scripts": ["qgt = qgt.cli:main"]},
 )
