@@ -115,7 +115,7 @@ class Tracker:
 
     def emit(self, phase: str, bytes_moved: int) -> None:
         elapsed = time.perf_counter() - self.t0
-        frac = min(1.0, self.done_cost / self.total)
+        frac = 1.0 if self.done >= len(self.costs) else min(1.0, self.done_cost / self.total)
         eta = elapsed * (1 - frac) / frac if frac > 0 else None
         self.consumer(ProgressEvent(min(self.done, self.n), self.n, phase, int(bytes_moved),
                                     elapsed, eta, frac))

@@ -65,7 +65,9 @@ def model(row: dict, res: dict, r: dict) -> dict:
 
 
 def analyse(res: dict, calibration: dict | None = None) -> dict:
-    steps = res.get("metadata", {}).get("steps")
+    if not isinstance(res, dict) or not isinstance(res.get("metadata"), dict):
+        raise UserError("not a qgt result (no metadata): give the file qgt run --output wrote")
+    steps = res["metadata"].get("steps")
     if not steps:
         raise UserError("the result has no per-step table (metadata.steps): it was written "
                         "by an older qgt; rerun with this version")

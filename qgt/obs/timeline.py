@@ -29,9 +29,13 @@ def load(path: str) -> dict:
             doc = json.load(f)
     except (OSError, ValueError) as e:
         raise UserError(f"cannot read the trace '{path}': {e}") from None
-    events = doc["traceEvents"] if isinstance(doc, dict) else doc
+    events = doc.get("traceEvents") if isinstance(doc, dict) else doc
+    if not isinstance(events, list):
+        raise UserError(f"'{path}' is not a trace-event file (no traceEvents list)")
     names, spans = {}, []
     for ev in events:
+        if not isinstance(ev, dict):
+            raise UserError(f"'{path}' is not a trace-event file: an event is {ev!r}")
         if ev.get("ph") == "M" and ev.get("name") == "thread_name":
             names[(ev["pid"], ev["tid"])] = ev["args"]["name"]
         elif ev.get("ph") == "X":
