@@ -90,3 +90,16 @@ def test_sparse_ghz_56_and_60_run_in_seconds_in_little_memory(tmp_path):
     t0 = time.monotonic()
     p = run_qgt(2, ["run", "qft:56", "--set", f"scratch_dir={tmp_path}"], timeout=90)
     _user_error(p, t0, "2^56 amplitudes")
+
+
+def test_a_part_of_one_amplitude_is_still_a_view():
+    # found by the configuration fuzzer: 4 ranks on 4 qubits swap both local bits, and
+    # the part sent was a numpy scalar (a copy), so the received amplitude was dropped
+    from qgt.runtime.exchange import part, split_view
+
+    state = np.arange(4, dtype=complex)
+    view, axes = split_view(state, 2, [0, 1])
+    p = part(view, axes, 0b10)
+    assert p.size == 1 and np.shares_memory(p, state)
+    p[...] = 7
+    assert state[2] == 7

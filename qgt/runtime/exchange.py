@@ -36,10 +36,13 @@ def split_view(state: np.ndarray, L: int, bits: list[int]) -> tuple[np.ndarray, 
 
 
 def part(view: np.ndarray, axes: list[int], value: int) -> np.ndarray:
-    """The strided sub-view whose selected bits read ``value`` (bit i <-> axes[i])."""
+    """The strided sub-view whose selected bits read ``value`` (bit i <-> axes[i]).
+    Selected axes keep length 1 (a slice, not an index), so a part of one amplitude
+    (every bit of a tiny slice swapped) is still a view, not a copied scalar."""
     idx: list = [slice(None)] * view.ndim
     for i, ax in enumerate(axes):
-        idx[ax] = (value >> i) & 1
+        b = (value >> i) & 1
+        idx[ax] = slice(b, b + 1)
     return view[tuple(idx)]
 
 
