@@ -78,6 +78,7 @@ class LaunchedRanks:
         key = secrets.token_bytes(32)
         host = "127.0.0.1" if self.launcher == "mpiexec" else socket.gethostname()
         listener = Listener((host, 0), authkey=key)
+        self._drop_log()
         self._log = tempfile.TemporaryFile()
         env = dict(os.environ, **{ADDRESS_VAR: f"{host}:{listener.address[1]}",
                                   KEY_VAR: key.hex()})
@@ -117,6 +118,12 @@ class LaunchedRanks:
         if self.conn is not None:
             self.conn.close()
         self.conn = None
+
+    def _drop_log(self) -> None:
+        log = getattr(self, "_log", None)
+        if log is not None:
+            log.close()
+            self._log = None
 
     def _tail(self) -> str:
         try:
@@ -181,4 +188,5 @@ class LaunchedRanks:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         self._kill()
+        self._drop_log()
         self.proc = None
