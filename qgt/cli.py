@@ -25,6 +25,7 @@ import sys
 
 from qgt.bench.calibrate import add_arguments as calibrate_args
 from qgt.bench.ooc import add_arguments as ooc_args
+from qgt.bench.primitives import add_arguments as primitives_args
 from qgt.errors import EXIT_CHECKPOINTED, QgtError, UserError
 from qgt.obs.report import add_arguments as report_args
 from qgt.obs.timeline import add_arguments as timeline_args
@@ -110,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the SSD suite instead: a state larger than RAM (default n=31) with "
                    "--memory-limit, against dd, a numpy.memmap baseline and Aer")
     ooc_args(b.add_argument_group("out of core (with --out-of-core)"))
+    b.add_argument("--primitives", action="store_true",
+                   help="the Qiskit primitives instead: a VQE loop of EstimatorV2 calls and a "
+                   "parameterised QAOA SamplerV2 PUB, qgt against Aer's primitives")
+    primitives_args(b.add_argument_group("Qiskit primitives (with --primitives)"))
 
     c = sub.add_parser("calibrate", help="measure this machine's disk and memory bandwidth "
                        "(cached; qgt plan uses it to predict run times)")
@@ -246,6 +251,10 @@ def _cmd_topology(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    if args.primitives:
+        from qgt.bench.primitives import run_primitives_bench
+
+        return run_primitives_bench(args)
     if args.out_of_core:
         from qgt.bench.ooc import run_ooc_bench
 

@@ -17,6 +17,7 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import SparseObservable, SparsePauliOp
 
 from qgt.qiskit.primitives import flat_values, make_backend, submit
+from qgt.qiskit.primitives import summed_timings as _summed_timings
 from qgt.session import Task
 
 
@@ -97,5 +98,6 @@ class EstimatorV2(BaseEstimatorV2):
             evs = evs + self._rng.normal(0.0, precision, size=evs.shape)
         stds = np.full(evs.shape, precision)
         meta = {"target_precision": precision, "circuit_metadata": pub.circuit.metadata,
-                "plan_cache": runs[-1].metadata.get("plan_cache") if runs else None}
+                "plan_cache": runs[-1].metadata.get("plan_cache") if runs else None,
+                "timings": _summed_timings(runs)}
         return PubResult(DataBin(evs=evs, stds=stds, shape=evs.shape), metadata=meta)

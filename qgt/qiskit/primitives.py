@@ -37,3 +37,13 @@ def flat_values(pub) -> tuple[np.ndarray | None, tuple]:
         return None, bindings.shape
     arr = bindings.as_array(params)
     return arr.reshape(-1, len(params)), bindings.shape
+
+
+def summed_timings(runs) -> dict:
+    """Seconds per phase (plan, compute, communication, ...) over a PUB's runs."""
+    out: dict = {}
+    for r in runs:
+        for k, v in r.timings.items():
+            if isinstance(v, (int, float)):
+                out[k] = out.get(k, 0.0) + float(v)
+    return out

@@ -13,7 +13,7 @@ from qiskit.primitives import BaseSamplerV2, PrimitiveResult, SamplerPubResult
 from qiskit.primitives.containers import BitArray, DataBin
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from qgt.qiskit.primitives import flat_values, make_backend, submit
+from qgt.qiskit.primitives import flat_values, make_backend, submit, summed_timings
 from qgt.session import Task
 
 
@@ -80,5 +80,6 @@ class SamplerV2(BaseSamplerV2):
             stacked = np.stack(per).reshape(tuple(shape) + per[0].shape)
             arrays[creg.name] = BitArray(stacked, creg.size)
         meta = {"shots": pub.shots, "circuit_metadata": qc.metadata,
-                "plan_cache": runs[-1].metadata.get("plan_cache") if runs else None}
+                "plan_cache": runs[-1].metadata.get("plan_cache") if runs else None,
+                "timings": summed_timings(runs)}
         return SamplerPubResult(DataBin(**arrays, shape=tuple(shape)), metadata=meta)
