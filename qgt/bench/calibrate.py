@@ -208,9 +208,29 @@ def cached(scratch_dir: str | None = None) -> dict | None:
     return _load_cache().get(key)
 
 
-def calibrate(scratch_dir: str, size_bytes: int = 1 << 30) -> dict:
-    """``measure`` and store the result in the cache (replacing this file system's entry)."""
+def measure_exchange(timeout: float = 120) -> dict:
+    """Two ranks' exchange bandwidth (``qgt.bench.exchange_probe`` under the venv's
+    mpiexec), or {} when no launcher is at hand or it fails."""
+    import subprocess
+    import sys
+
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    if not os.path.exists(mpiexec):
+        return {}
+    try:
+        p = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "qgt.bench.exchange_probe"],
+                           capture_output=True, text=True, timeout=timeout)
+        return json.loads(p.stdout) if p.returncode == 0 else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {}
+
+
+def calibrate(scratch_dir: str, size_bytes: int = 1 << 30, exchange: bool = False) -> dict:
+    """``measure`` and store the result in the cache (replacing this file system's entry);
+    with ``exchange``, also two ranks' exchange bandwidth."""
     res = measure(scratch_dir, size_bytes)
+    if exchange:
+        res.update(measure_exchange())
     entries = _load_cache()
     entries[_key(scratch_dir)] = res
     path = _cache_path()
@@ -237,6 +257,9 @@ def format_table(res: dict) -> str:
         ("memory pass", f"{res['memory_pass_Bps'] / gb:.1f} GB/s (read+write bytes, "
                         f"{res['memory_threads']} threads)"),
     ]
+    if "exchange_Bps" in res:
+        rows.append(("exchange", f"{res['exchange_Bps'] / gb:.2f} GB/s per rank (2 ranks, "
+                                 f"{format_size(res['exchange_bytes'])} messages)"))
     if "kernel_flops" in res:
         rows.append(("kernels", f"{res['kernel_flops'] / 1e9:.1f} GFlop/s (dense 4-qubit gates, "
                                 "in cache)"))
@@ -248,6 +271,8 @@ def add_arguments(p) -> None:
     p.add_argument("--scratch-dir", default=None,
                    help="directory on the disk to measure (default: $TMPDIR, else /tmp)")
     p.add_argument("--size", default="1GiB", help="test file size, e.g. 4GiB (default 1GiB)")
+    p.add_argument("--exchange", action="store_true",
+                   help="also measure two ranks' MPI exchange bandwidth (starts mpiexec -n 2)")
 
 
 def main(args) -> int:
@@ -255,7 +280,7 @@ def main(args) -> int:
     d = getattr(args, "scratch_dir", None) or _default_scratch()
     size = parse_size(getattr(args, "size", None) or (1 << 30))
     before = cached(d)
-    res = calibrate(d, size)
+    res = calibrate(d, size, exchange=getattr(args, "exchange", False))
     print(f"qgt calibrate: {format_size(size)} test file in {res['scratch_dir']}")
     print(format_table(res))
     if before:

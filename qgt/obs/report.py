@@ -54,7 +54,9 @@ def model(row: dict, res: dict, r: dict) -> dict:
     if kind == "sweep":
         touched = 2 * (read if ooc else slice_bytes)
         t["memory"] = touched / r["memory_pass_Bps"]
-        t["compute"] = _max(row.get("flops", 0)) / r["kernel_flops"]
+        # out of core only the groups holding stored pages are computed on
+        share = min(1.0, read / slice_bytes) if ooc else 1.0
+        t["compute"] = share * _max(row.get("flops", 0)) / r["kernel_flops"]
     elif kind == "global_swap":
         t["memory"] = 2 * exch / r["memory_pass_Bps"]  # pack + unpack
         t["network"] = exch / r["exchange_Bps"]

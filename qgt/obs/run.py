@@ -15,6 +15,7 @@ from qgt.errors import UserError
 from qgt.io.paths import first_error, writable_dir, writable_file
 from qgt.obs import logs, progress, trace
 from qgt.plan.steps import DENSE, DIAG, ExpectStep, GlobalSwap, MeasureStep, Sweep
+from qgt.units import format_size_approx as fmt
 
 AMP = 16
 
@@ -78,9 +79,10 @@ class RunObserver:
 
     def step(self, i: int, step, rec: dict) -> None:
         if self.log.isEnabledFor(10):  # debug: one line per step and rank
-            self.log.debug("step %d %s: %.6f s %s", i, step_kind(step), rec["seconds"],
-                           {k: v for k, v in rec.items() if k != "seconds"},
-                           extra=logs.EVERY_RANK)
+            parts = [f"{k} {fmt(v)}" if k.startswith("bytes_") else f"{k} {1e3 * v:.3f} ms"
+                     for k, v in rec.items() if k != "seconds"]
+            self.log.debug("step %d %s: %.3f ms (%s)", i, step_kind(step), 1e3 * rec["seconds"],
+                           ", ".join(parts), extra=logs.EVERY_RANK)
         if self.tracker is not None:
             self.tracker.step_done(i, sum(self.engine.bytes_moved().values()))
 

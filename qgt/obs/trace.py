@@ -63,9 +63,9 @@ class Tracer:
         return _Span(self, name, cat, args)
 
     def add(self, name: str, cat: str, t0_ns: int, t1_ns: int, args: dict | None = None):
-        t = threading.current_thread()
-        tid = t.ident or 0
+        tid = threading.get_ident()
         if tid not in self.threads:
+            t = threading.current_thread()
             self.threads[tid] = "main" if t is threading.main_thread() else t.name
         self.events.append((name, cat, t0_ns, t1_ns, tid, args))
 
@@ -125,5 +125,5 @@ def finish(comm, path: str | None, metadata: dict | None = None) -> int:
     doc = {"traceEvents": events, "displayTimeUnit": "ms",
            "otherData": {"producer": "qgt", **(metadata or {})}}
     with open(path, "w") as f:
-        json.dump(doc, f)
+        f.write(json.dumps(doc, separators=(",", ":")))
     return len(events)
