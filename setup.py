@@ -98,6 +98,7 @@ setup(
         "rich>=13",  # qgt run --progress: the bar on a terminal
         "matplotlib>=3.8",  # qgt timeline
     ],
-    extras_require={"test": ["pytest", "pytest-timeout", "ruff", "hypothesis>=6.100"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "ruff", "hypothesis>=6.100",
+                             "qiskit-algorithms", "qiskit-machine-learning"]},
     entry_points={"console_scripts": ["qgt = qgt.cli:main"]},
 )
