@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit, transpile
-from qiskit.circuit import Parameter
+from qiskit.circuit import Gate, Parameter
 from qiskit.circuit.library import efficient_su2, real_amplitudes
 from qiskit.circuit.random import random_circuit
 from qiskit.primitives import StatevectorEstimator
@@ -362,3 +362,38 @@ def test_launcher_cancel_stops_the_ranks(launched):
         job.result(timeout=60)
     assert job.status().name == "CANCELLED"
     assert proc.wait(timeout=30) is not None
+
+
+class Branchy(Gate):
+    """A custom gate whose definition has one more gate for negative angles."""
+
+    def __init__(self, t):
+        super().__init__("branchy", 1, [t])
+
+    def _define(self):
+        qc = QuantumCircuit(1)
+        t = float(self.params[0])
+        qc.rx(t, 0)
+        if t < 0:
+            qc.h(0)
+        self.definition = qc
+
+
+def test_a_value_that_changes_the_lowering_is_planned_afresh():
+    """A custom gate whose definition branches on its parameter: the binding that lowers
+    differently gets its own plan (never a stale one) and the state is still exact."""
+    t = Parameter("t")
+    qc = QuantumCircuit(2)
+    qc.append(Branchy(t), [0])
+    qc.cx(0, 1)
+    qc.save_statevector()
+    backend = QgtBackend()
+    res = backend.run(qc, parameter_binds=[{t: [0.4, -0.4]}]).result()
+    body = qc.copy_empty_like()
+    for inst in qc.data[:-1]:
+        body.append(inst)
+    for i, v in enumerate([0.4, -0.4]):
+        want = Statevector(body.assign_parameters([v])).data
+        np.testing.assert_allclose(np.asarray(res.get_statevector(i)), want, atol=1e-12)
+    assert res.results[1].metadata["plan_cache"]["planner_calls"] == 2
+    backend.close()

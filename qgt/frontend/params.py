@@ -304,11 +304,15 @@ def _feed_op(h, op) -> None:
         h.update(repr(condition).encode())
     standard = _STANDARD.get(op.name)
     if standard is None or op.base_class is not standard.base_class:
-        # a custom gate is known by its definition, not its name
-        definition = getattr(op, "definition", None)
+        # a custom gate is known by its definition, not its name; one that cannot define
+        # itself while unbound is known by its class (its definition is its params')
+        try:
+            definition = getattr(op, "definition", None)
+        except Exception:  # noqa: BLE001  (user code: any failure means "not now")
+            definition = None
         if definition is not None:
             _feed(h, definition)
-        h.update(type(op).__qualname__.encode())
+        h.update(f"{type(op).__module__}.{type(op).__qualname__}".encode())
 
 
 def _param_key(p) -> str:

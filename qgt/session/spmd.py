@@ -131,6 +131,31 @@ class SpmdRanks:
                             f"parameter values of shape {values.shape} do not match")
         return list(values)
 
+    def _bound_plan(self, task: Task, entry, v):
+        """The cached plan rebound to ``v``; if these values change how the circuit
+        lowers (a custom gate branching on its parameter), that binding is planned
+        afresh, which counts as a planner call."""
+        from qgt.frontend.params import StructureChanged
+
+        try:
+            return self.cache.bind(entry, v)
+        except StructureChanged:
+            pass
+        verdict = None
+        if self.rank == 0:
+            try:
+                bound = task.circuit.assign_parameters(v)
+                verdict = ("ok", self._new_entry(Task(bound, observables=task.observables),
+                                                 bound).plan)
+            except UserError as e:
+                verdict = ("error", str(e))
+            except Exception as e:  # a bug: still tell every rank
+                verdict = ("internal", f"planning: {type(e).__name__}: {e}")
+        verdict = self.comm.bcast(verdict)
+        _raise_verdict(verdict[0], verdict[1])
+        self.cache.planner_calls += 1
+        return verdict[1]
+
     def _engine_for(self, plan, rng):
         if plan.page_floor:  # out of core: a page store of its own per run
             return _engine(plan, self.comm, self.threads, self.cfg, rng), True
@@ -172,7 +197,7 @@ class SpmdRanks:
         binding = self._binding_info()
         results = []
         for b, v in enumerate(values):
-            plan = self.cache.bind(entry, v) if v is not None else entry.plan
+            plan = self._bound_plan(task, entry, v) if v is not None else entry.plan
             s = seed if b == 0 else int(np.random.SeedSequence([seed, b]).generate_state(1)[0]
                                         % (1 << 31))
             rng = np.random.default_rng(s)
