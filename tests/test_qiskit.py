@@ -397,3 +397,24 @@ def test_a_value_that_changes_the_lowering_is_planned_afresh():
         np.testing.assert_allclose(np.asarray(res.get_statevector(i)), want, atol=1e-12)
     assert res.results[1].metadata["plan_cache"]["planner_calls"] == 2
     backend.close()
+
+
+def test_estimator_takes_every_observable_form():
+    """str, Pauli, SparsePauliOp (complex dtype), SparseObservable (with projectors) and
+    mappings all give Statevector's values."""
+    from qiskit.quantum_info import Pauli, SparseObservable
+
+    qc = efficient_su2(3, reps=1)
+    v = np.linspace(-1, 1, qc.num_parameters)
+    forms = ["XZY", Pauli("ZZI"), SparsePauliOp(["XXI", "IZZ"], np.array([0.5, 2.0 + 0j])),
+             SparseObservable("+ZI"), {"ZIZ": 0.25, "XII": -1.0}]
+    est = EstimatorV2()
+    for obs in forms:
+        got = est.run([(qc, obs, v)]).result()[0].data.evs
+        if isinstance(obs, SparseObservable):  # the reference through Paulis: (I + X)/2
+            ref = SparsePauliOp.from_sparse_observable(obs.as_paulis())
+            want = Statevector(qc.assign_parameters(v)).expectation_value(ref).real
+        else:
+            want = StatevectorEstimator().run([(qc, obs, v)]).result()[0].data.evs
+        assert abs(got - want) < 1e-12, obs
+    est.backend.close()
