@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import resource
-import sys
 import time
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from qgt.config import Config, load_config
 from qgt.errors import CapacityError, InternalError, QgtError, UserError
+from qgt.obs import logs
 from qgt.plan import make_plan
 from qgt.plan.summary import plan_figures
 from qgt.result import Result
@@ -89,9 +89,8 @@ def _find_resume(cfg: Config, comm, circuit_hash: str) -> tuple:
     from qgt.io.checkpoint import find_latest, read_meta
 
     path, warnings = find_latest(cfg.checkpoint_dir, comm, circuit_hash)
-    if comm.rank == 0:
-        for w in warnings:
-            print(f"qgt: warning: {w}", file=sys.stderr, flush=True)
+    for w in warnings:  # rank 0 prints each once (qgt.obs.logs)
+        logs.get().warning("%s", w)
     return path, (read_meta(path) if path else None), warnings
 
 
@@ -134,6 +133,7 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     if shots < 0:
         raise UserError(f"shots must be >= 0, got {shots}")
     comm = Comm(comm)
+    logs.configure(cfg.log_level, comm.rank)  # the rank in every record
     t0 = time.perf_counter()
     circ = None
     loaded = _load(circuit) if comm.rank == 0 else None

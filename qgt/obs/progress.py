@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qgt.plan.steps import ExpectStep, GlobalSwap, MeasureStep, Sweep
 from qgt.units import format_size_approx as fmt
@@ -135,6 +135,7 @@ class Display:
         self.tty = self.stream.isatty() if tty is None else tty
         self.interval = interval
         self.last: ProgressEvent | None = None
+        self._at = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._bar = self._task = self._thread = None
@@ -162,7 +163,7 @@ class Display:
 
     def __call__(self, ev: ProgressEvent) -> None:
         with self._lock:
-            self.last = ev
+            self.last, self._at = ev, time.perf_counter()
         if self._bar is not None:
             self._bar.update(self._task, total=ev.n_steps, completed=ev.step, phase=ev.phase,
                              moved=fmt(ev.bytes_moved),
@@ -172,11 +173,16 @@ class Display:
         while not self._stop.wait(self.interval):
             self._print()
 
-    def _print(self) -> None:
+    def _print(self, final: bool = False) -> None:
         with self._lock:
-            ev = self.last
-        if ev is not None:
-            print(ev.line(), file=self.stream, flush=True)
+            ev, at = self.last, self._at
+        if ev is None:
+            return
+        if not final:  # a long step: the clock goes on since its last report
+            dt = time.perf_counter() - at
+            ev = replace(ev, elapsed=ev.elapsed + dt,
+                         eta=None if ev.eta is None else max(0.0, ev.eta - dt))
+        print(ev.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
         self._stop.set()
@@ -185,7 +191,7 @@ class Display:
         else:
             if self._thread is not None:
                 self._thread.join()
-            self._print()
+            self._print(final=True)
 
 
 def make_consumer(progress, cfg, rank: int):

@@ -78,7 +78,8 @@ def describe_step(i: int, s) -> str:
         return f"{i:4d}  measure      bits {list(s.bits)} -> clbits {list(s.clbits)}"
     if isinstance(s, ExpectStep):
         first = f"observable #{s.indices[0]}"
-        more = f" and {len(s.indices) - 1} more sharing its X/Y pattern" if len(s.indices) > 1 else ""
+        more = (f" and {len(s.indices) - 1} more sharing its X/Y pattern"
+                if len(s.indices) > 1 else "")
         return f"{i:4d}  expectation  {first}{more}"
     return f"{i:4d}  {s!r}"
 
