@@ -13,8 +13,10 @@ For each step it models the time every resource would need at its calibrated rat
     disk     bytes read / disk_read_Bps + bytes written / disk_write_Bps
     network  bytes exchanged / exchange_Bps
 
-The step is bound by the resource with the largest modelled time; its efficiency is
-that time over the measured one (the slowest rank's).  A low efficiency means the
+The step is bound by the resource with the largest modelled time; the table shows the
+rate it achieved on that resource (its bytes or flops over the measured time of the
+slowest rank) and what share of the calibrated rate that is (for disk, of the combined
+read and write time).  A low efficiency means the
 step waited on something the model leaves out: latency, imbalance, Python overhead.
 """
 
@@ -49,21 +51,24 @@ def model(row: dict, res: dict, r: dict) -> dict:
     ooc = res["metadata"].get("storage") == "ssd"
     read, written = _max(row.get("bytes_read", 0)), _max(row.get("bytes_written", 0))
     exch = _max(row.get("bytes_exchanged", 0))
-    t = dict.fromkeys(RESOURCES, 0.0)
+    amount = dict.fromkeys(RESOURCES, 0.0)  # bytes, or flops for compute
     kind = row["kind"]
     if kind == "sweep":
-        touched = 2 * (read if ooc else slice_bytes)
-        t["memory"] = touched / r["memory_pass_Bps"]
+        amount["memory"] = 2 * (read if ooc else slice_bytes)
         # out of core only the groups holding stored pages are computed on
         share = min(1.0, read / slice_bytes) if ooc else 1.0
-        t["compute"] = share * _max(row.get("flops", 0)) / r["kernel_flops"]
+        amount["compute"] = share * _max(row.get("flops", 0))
     elif kind == "global_swap":
-        t["memory"] = 2 * exch / r["memory_pass_Bps"]  # pack + unpack
-        t["network"] = exch / r["exchange_Bps"]
+        amount["memory"] = 2 * exch  # pack + unpack
+        amount["network"] = exch
     else:  # reductions read the slice once
-        t["memory"] = (read if ooc else slice_bytes) / r["memory_pass_Bps"]
-    t["disk"] = read / r["disk_read_Bps"] + written / r["disk_write_Bps"]
-    return t
+        amount["memory"] = read if ooc else slice_bytes
+    amount["disk"] = read + written
+    t = {"memory": amount["memory"] / r["memory_pass_Bps"],
+         "compute": amount["compute"] / r["kernel_flops"],
+         "disk": read / r["disk_read_Bps"] + written / r["disk_write_Bps"],
+         "network": amount["network"] / r["exchange_Bps"]}
+    return t, amount
 
 
 def analyse(res: dict, calibration: dict | None = None) -> dict:
@@ -79,14 +84,16 @@ def analyse(res: dict, calibration: dict | None = None) -> dict:
     for row in steps:
         secs = row.get("seconds", [0.0])
         wall = _max(secs)
-        t = model(row, res, r)
+        t, amount = model(row, res, r)
         bound = max(RESOURCES, key=lambda k: t[k])
         eff = t[bound] / wall if wall > 0 else 0.0
+        achieved = amount[bound] / wall if wall > 0 else 0.0
         io_wait = _max(row.get("io_wait", 0))
         rows.append({"step": row["step"], "kind": row["kind"], "seconds": wall,
                      "imbalance": (wall / min(secs)) if isinstance(secs, list) and secs
                      and min(secs) > 0 else 1.0,
-                     "bound": bound, "efficiency": eff, "model": t, "io_wait": io_wait,
+                     "bound": bound, "efficiency": eff, "achieved": achieved, "model": t,
+                     "io_wait": io_wait,
                      "bytes": _max(row.get("bytes_read", 0)) + _max(row.get("bytes_written", 0))
                      + _max(row.get("bytes_exchanged", 0))})
         by_res[bound] += wall
@@ -115,11 +122,14 @@ def format_report(res: dict, a: dict, top: int = 0) -> str:
     if top:
         rows = sorted(rows, key=lambda x: -x["seconds"])[:top]
     lines.append(f"{'step':>5s} {'kind':12s} {'seconds':>9s} {'bytes':>10s} {'bound':8s} "
-                 f"{'efficiency':>10s} {'imbalance':>9s}")
+                 f"{'achieved':>14s} {'of calib.':>9s} {'imbalance':>9s}")
+    unit = {"memory": "memory_pass_Bps", "compute": "kernel_flops", "disk": "disk_read_Bps",
+            "network": "exchange_Bps"}
     for x in rows:
         note = f"  io wait {x['io_wait']:.3f} s" if x["io_wait"] else ""
         lines.append(f"{x['step']:5d} {x['kind']:12s} {x['seconds']:9.4f} {fmt(x['bytes']):>10s} "
-                     f"{x['bound']:8s} {100 * x['efficiency']:9.0f}% {x['imbalance']:9.2f}{note}")
+                     f"{x['bound']:8s} {_rate(unit[x['bound']], x['achieved']):>14s} "
+                     f"{100 * x['efficiency']:8.0f}% {x['imbalance']:9.2f}{note}")
     return "\n".join(lines)
 
 
