@@ -30,6 +30,8 @@
 
 #define QK_PG_MAXTH 1024
 #define QK_PG_MAXC 10
+#define QK_PG_WHT_MIN 8 /* from this many terms the transform beats a table per term */
+#define QK_PG_DC 8       /* chunks of 2^8 amplitudes for the direct path */
 
 /* in-place Walsh-Hadamard transform of n = 2^c values */
 QK_INLINE void pg_wht(double *v, size_t n)
@@ -52,6 +54,82 @@ static int pg_width(int L, int nterms)
     return c < L ? c : L;
 }
 
+/* A few terms: the slice is still read once; per chunk of C = 2^8 the pair products
+ * are formed once (vectors P1 = A*B, P2 = A*swap(B), lanes as in qgt_kern_reduce.c)
+ * and each term takes a signed sum of them through its own sign table. */
+static int pg_direct(const double *state, int L, uint64_t rank_base, uint64_t xmask,
+                     const uint64_t *zmasks, int nterms, int nthreads, double *out_re,
+                     double *out_im)
+{
+    const size_t C = (size_t)1 << QK_PG_DC, NV = C / QK_VW;
+    const uint64_t xc = xmask & (C - 1);
+    const int xlo = (int)(xmask & (QK_VW - 1));
+    const size_t xv = (size_t)(xc >> QK_LVW);
+    const int64_t nchunks = (int64_t)(((size_t)1 << L) >> QK_PG_DC);
+    double *tab = aligned_alloc(64, (size_t)nterms * 2 * C * sizeof(double));
+    qk_vd *acc = aligned_alloc(64, (size_t)nthreads * 2 * (size_t)nterms * sizeof(qk_vd));
+    if (!tab || !acc) {
+        free(tab);
+        free(acc);
+        return QGT_KERN_ERR_NOMEM;
+    }
+    for (int k = 0; k < nterms; k++) {
+        const uint64_t zc = zmasks[k] & (C - 1);
+        double *t = tab + (size_t)k * 2 * C;
+        for (size_t m = 0; m < C; m++)
+            t[2 * m] = t[2 * m + 1] = (__builtin_popcountll((m ^ xc) & zc) & 1) ? -1.0 : 1.0;
+    }
+    for (size_t j = 0; j < (size_t)nthreads * 2 * (size_t)nterms; j++)
+        acc[j] = (qk_vd){0};
+    int nth = 1;
+#pragma omp parallel num_threads(nthreads)
+    {
+        qk_vd P1[(size_t)1 << QK_PG_DC], P2[(size_t)1 << QK_PG_DC];
+        qk_vd *a1 = acc + (size_t)QK_TID * 2 * (size_t)nterms, *a2 = a1 + nterms;
+#pragma omp for schedule(static)
+        for (int64_t ch = 0; ch < nchunks; ch++) {
+            const uint64_t i0 = (uint64_t)ch * C;
+            const uint64_t j0 = (i0 ^ xmask) & ~(uint64_t)(C - 1);
+            for (size_t v = 0; v < NV; v++) {
+                const qk_vd A = qk_ld(state + 2 * (i0 + v * QK_VW));
+                const qk_vd B = qk_perm(qk_ld(state + 2 * (j0 + (v ^ xv) * QK_VW)), xlo);
+                P1[v] = A * B;
+                P2[v] = A * qk_sw(B);
+            }
+            for (int k = 0; k < nterms; k++) {
+                const double cs =
+                    (__builtin_popcountll((rank_base | j0) & zmasks[k]) & 1) ? -1.0 : 1.0;
+                const double *t = tab + (size_t)k * 2 * C;
+                qk_vd b1 = {0}, b2 = {0};
+                for (size_t v = 0; v < NV; v++) {
+                    const qk_vd T = qk_ld(t + 2 * v * QK_VW);
+                    b1 += T * P1[v];
+                    b2 += T * P2[v];
+                }
+                a1[k] += cs * b1;
+                a2[k] += cs * b2;
+            }
+        }
+#pragma omp single
+        nth = QK_NTH;
+    }
+    for (int k = 0; k < nterms; k++) {
+        double sr = 0.0, si = 0.0;
+        for (int t = 0; t < nth; t++) {
+            const qk_vd *a1 = acc + (size_t)t * 2 * (size_t)nterms, *a2 = a1 + nterms;
+            for (int l = 0; l < QK_VD; l++)
+                sr += a1[k][l];
+            for (int l = 0; l < QK_VD; l += 2)
+                si += a2[k][l] - a2[k][l + 1];
+        }
+        out_re[k] = sr;
+        out_im[k] = si;
+    }
+    free(tab);
+    free(acc);
+    return QGT_KERN_OK;
+}
+
 int qgt_kern_pauli_group(const double *state, int L, uint64_t rank_base, uint64_t xmask,
                          const uint64_t *zmasks, int nterms, int nthreads, double *out_re,
                          double *out_im)
@@ -63,7 +141,9 @@ int qgt_kern_pauli_group(const double *state, int L, uint64_t rank_base, uint64_
         return QGT_KERN_ERR_BAD_ARG;
     if (xmask & ~qk_lowmask(L))
         return QGT_KERN_ERR_XMASK_RANK;
-    if (nterms < 8) { /* too few to share a transform: one pass per term */
+    if (nterms > 1 && nterms < QK_PG_WHT_MIN && L >= QK_PG_DC)
+        return pg_direct(state, L, rank_base, xmask, zmasks, nterms, nthreads, out_re, out_im);
+    if (nterms < QK_PG_WHT_MIN) { /* one term, or a tiny slice: one pass per term */
         for (int k = 0; k < nterms; k++) {
             const int rc = qgt_kern_pauli_expect(state, L, rank_base, xmask, zmasks[k],
                                                  nthreads, out_re + k, out_im + k);
