@@ -34,6 +34,16 @@
 #endif
 #define QK_VW (QK_VD / 2) /* complex amplitudes per vector */
 
+/* this thread's number and the team size inside an OpenMP region (0 and 1 without) */
+#ifdef _OPENMP
+#include <omp.h>
+#define QK_TID omp_get_thread_num()
+#define QK_NTH omp_get_num_threads()
+#else
+#define QK_TID 0
+#define QK_NTH 1
+#endif
+
 typedef double qk_vd __attribute__((vector_size(QK_VD * 8)));
 typedef long long qk_vi __attribute__((vector_size(QK_VD * 8)));
 

@@ -19,15 +19,6 @@
 
 #include <stdlib.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#define QK_TID omp_get_thread_num()
-#define QK_NTH omp_get_num_threads()
-#else
-#define QK_TID 0
-#define QK_NTH 1
-#endif
-
 #define QK_PG_MAXTH 1024
 #define QK_PG_MAXC 10
 #define QK_PG_WHT_MIN 8 /* from this many terms the transform beats a table per term */

@@ -9,15 +9,6 @@
  */
 #include "qgt_kern_impl.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#define QK_TID omp_get_thread_num()
-#define QK_NTH omp_get_num_threads()
-#else
-#define QK_TID 0
-#define QK_NTH 1
-#endif
-
 #define QK_MAXTH 1024
 
 /* sum of |a|^2 over n amplitudes (n a multiple of QK_VW), lane-wise */

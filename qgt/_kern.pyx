@@ -254,20 +254,7 @@ def marginal(state, L, rank_base, bits, nthreads):
 def pauli_expect(state, L, rank_base, xmask, zmask, nthreads):
     """sum_i conj(a_i) (-1)^popcount((i ^ xmask) & zmask) a_(i ^ xmask) over this
     slice, i global; the caller multiplies by i^(number of Y)."""
-    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
-    cdef int L_ = _int(L, "L", 0, 62)
-    if state.shape[0] != (1 << L_):
-        raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
-    cdef uint64_t rb = _u64(rank_base, "rank_base")
-    cdef uint64_t x = _u64(xmask, "xmask")
-    cdef uint64_t z = _u64(zmask, "zmask")
-    cdef int nt = _int(nthreads, "nthreads", 1, 1024)
-    cdef double re = 0.0, im = 0.0
-    cdef int rc
-    with nogil:
-        rc = qgt_kern_pauli_expect(p, L_, rb, x, z, nt, &re, &im)
-    _check(rc)
-    return complex(re, im)
+    return complex(pauli_group(state, L, rank_base, xmask, [zmask], nthreads)[0])
 
 
 def pauli_group(state, L, rank_base, xmask, zmasks, nthreads):
