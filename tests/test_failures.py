@@ -103,3 +103,26 @@ def test_a_part_of_one_amplitude_is_still_a_view():
     assert p.size == 1 and np.shares_memory(p, state)
     p[...] = 7
     assert state[2] == 7
+
+
+def test_page_index_holds_only_stored_pages(tmp_path):
+    # 2^39 pages of 16 amplitudes: a dense index would need 4 TiB
+    import tracemalloc
+
+    from qgt.runtime.pagestore import PageStore
+
+    tracemalloc.start()
+    store = PageStore(str(tmp_path), 0, 43, 4, direct_io=False)
+    page = np.ones(16, dtype=complex)
+    for pg in (5, (1 << 39) - 1, 1 << 20):
+        store.write(pg, page)
+    store.write(5, np.zeros(16, dtype=complex))  # turned zero: dropped, slot reused
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1 << 20
+    assert store.stored().tolist() == [1 << 20, (1 << 39) - 1] and store.stored_pages() == 2
+    assert store.zero_flags([5, 1 << 20]).tolist() == [True, False]
+    out = np.empty(16, dtype=complex)
+    store.read((1 << 39) - 1, out)
+    assert (out == 1).all()
+    store.close()

@@ -133,3 +133,39 @@ def test_report_and_timeline_refuse_bad_input(tmp_path):
         p = subprocess.run([QGT, *cmd], capture_output=True, text=True, timeout=60,
                            env=clean_env())
         assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+
+
+def test_records_reach_a_programs_own_handlers_with_the_rank():
+    import logging
+
+    from qgt.obs import logs
+
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append((record.rank, record.levelname, record.getMessage()))
+
+    root = logging.getLogger()
+    h = Keep()
+    root.addHandler(h)
+    try:
+        log = logs.configure("info", 3)
+        assert not any(isinstance(x, logs._Handler) for x in log.handlers)  # none of qgt's
+        log.propagate = True
+        log.info("rank 0 only")  # dropped on rank 3
+        log.info("mine", extra=logs.EVERY_RANK)
+        log.warning("twice")
+        log.warning("twice", extra=logs.EVERY_RANK)
+        log.debug("below the level", extra=logs.EVERY_RANK)
+    finally:
+        root.removeHandler(h)
+        logging.getLogger(logs.LOGGER).setLevel(logging.WARNING)
+    assert seen == [(3, "INFO", "mine"), (3, "WARNING", "twice")]
+
+
+def test_calibrate_measures_the_exchange_bandwidth():
+    from qgt.bench.calibrate import measure_exchange
+
+    res = measure_exchange()
+    assert res["exchange_Bps"] > 1e8 and res["exchange_bytes"] == 64 << 20
