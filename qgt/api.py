@@ -241,6 +241,7 @@ def _execute_observed(engine, r: _Run, obs) -> Result:
     policy = CheckpointPolicy(cfg, comm, r.circuit_hash, r.done)
     policy.on_write = lambda: obs.phase("checkpoint")
     elapsed_before = float(meta["elapsed"]) if meta else 0.0
+    obs.start()  # the trace's clocks start here, with timings["run"]
     t1 = time.perf_counter()
     clbit_keys: dict[str, int] = {}
     memory: list[str] = []

@@ -73,8 +73,12 @@ class RunObserver:
             rates = cached(scratch_dir(r.cfg))
             repeats = max(1, r.shots) if plan.trajectories else 1
             self.tracker = progress.Tracker(consumer, plan, rates, repeats)
-        if getattr(r, "trace", None):
-            trace.start(comm)
+
+    def start(self) -> None:
+        """Collective when tracing: all ranks start their clocks after one barrier, just
+        before the first step."""
+        if getattr(self.r, "trace", None):
+            trace.start(self.comm)
             self.tracing = True
 
     def step(self, i: int, step, rec: dict) -> None:
