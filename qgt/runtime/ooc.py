@@ -116,10 +116,7 @@ class OocEngine(Engine):
         in_mask = sum(1 << b for b in inside)
         bases = np.unique(self.store.stored() & ~np.int64(in_mask))
         offs = _deposit(np.arange(1 << len(inside)), inside)
-        index = np.zeros(len(bases), dtype=np.int64)
-        for k, b in enumerate(outside):
-            index |= ((bases >> b) & 1) << k
-        return bases[:, None] + offs[None, :], index, inside, outside
+        return bases[:, None] + offs[None, :], _extract(bases, outside), inside, outside
 
     def _for_groups(self, wbits, work, write_back: bool = True) -> None:
         """Read each non-zero group into a ring buffer, ``work(buf, group_index, pages)``,
