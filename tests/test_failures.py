@@ -10,6 +10,7 @@ import time
 
 import h5py
 import numpy as np
+import pytest
 from qiskit.quantum_info import Statevector
 
 from qgt.frontend import load_qiskit
@@ -126,3 +127,30 @@ def test_page_index_holds_only_stored_pages(tmp_path):
     store.read((1 << 39) - 1, out)
     assert (out == 1).all()
     store.close()
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 4])
+@pytest.mark.parametrize("spec,operands", [("qft:10", 1), ("random:10:8:3", 2),
+                                           ("random:10:8:4", 3)])
+def test_smallest_page_groups_the_planner_allows(ranks, spec, operands):
+    # page groups of exactly the in-page bits plus the widest gate: every outer sweep
+    # must fit the group (the engine's ring buffers are that size) and the plan must be
+    # right; no MPI needed (tests/plan_reference.py executes plans on the full vector)
+    from qiskit.circuit.random import random_circuit
+
+    from qgt.frontend import lower
+    from qgt.plan.planner import make_plan
+    from qgt.plan.steps import Sweep
+    from qgt.plan.support import widest
+    from tests.plan_reference import run_plan
+
+    qc = (load_qiskit(spec).remove_final_measurements(inplace=False) if operands == 1 else
+          random_circuit(10, 8, max_operands=operands, seed=int(spec[-1])))
+    qc.swap(0, 9)  # relabellings leave rank-home qubits on in-page bits
+    circ = lower(qc)
+    k = widest(circ)
+    for p in (2, 4):
+        plan = make_plan(circ, ranks, 4, 1, ssd=(p, p + k))
+        assert all(len(s.wbits) == p + k for s in plan.steps if isinstance(s, Sweep))
+        psi, _ = run_plan(plan)
+        assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
