@@ -11,10 +11,13 @@ spinning second thread costs ten times the work).
 from __future__ import annotations
 
 import inspect
+import os
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from qiskit.circuit import ParameterVector, QuantumCircuit
+from qiskit.circuit import Gate, Parameter, ParameterExpression, ParameterVector, QuantumCircuit
 from qiskit.circuit.library import real_amplitudes
 from qiskit.primitives import StatevectorEstimator
 from qiskit.quantum_info import SparsePauliOp
@@ -198,7 +201,49 @@ def test_estimator_qnn_default_precision_is_noise_with_that_std():
     np.testing.assert_array_equal(exact0.data.stds, np.zeros(3))
 
 
+# ---- a custom gate whose definition branches on its value ------------------------------
+class Branchy(Gate):
+    """rzz(t) for t < 1 (and while unbound), else cx . ry(t) . cx: defines itself
+    symbolically, but differently for large values."""
+
+    def __init__(self, t):
+        super().__init__("branchy", 2, [t])
+
+    def _define(self):
+        qc = QuantumCircuit(2)
+        t = self.params[0]
+        if (isinstance(t, ParameterExpression) and t.parameters) or float(t) < 1:
+            qc.rzz(t, 0, 1)
+        else:
+            qc.cx(0, 1)
+            qc.ry(t, 1)
+            qc.cx(0, 1)
+        self.definition = qc
+
+
+def test_custom_gate_branching_on_its_value_is_replanned_not_frozen():
+    """qiskit binds later values into a definition once built: qgt must not build the
+    user's gate's definition while fingerprinting it, or every value would take the
+    unbound branch (the wrong gates, silently)."""
+    t = Parameter("t")
+    qc = QuantumCircuit(2)
+    qc.rx(0.3, 0)
+    qc.ry(0.7, 1)
+    qc.append(Branchy(t), [0, 1])
+    qc.rx(0.2, 1)
+    pub = (qc, ["XY", "YZ", "ZY"], [[0.5], [2.0], [3.0]])
+    res = EstimatorV2(threads=1).run([pub]).result()[0]
+    want = StatevectorEstimator().run([pub]).result()[0].data.evs  # after qgt's run
+    np.testing.assert_allclose(res.data.evs, want, rtol=0, atol=1e-10)
+    assert res.metadata["plan_cache"]["planner_calls"] == 3  # the template + 2 re-plans
+
+
 # ---- launched ranks -------------------------------------------------------------------
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_param_shift_gradient_on_two_launched_ranks(hamiltonian, ansatz):
     backend = QgtBackend(ranks=2, threads=1)
     try:
@@ -210,5 +255,12 @@ def test_param_shift_gradient_on_two_launched_ranks(hamiltonian, ansatz):
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-8)
         res = est.run([(ansatz, hamiltonian, points)]).result()[0]
         assert res.metadata["plan_cache"]["hit"] and backend.session.size == 2
+
+        # between jobs the ranks sleep: a notebook keeps its cores for its own work
+        pids = backend.session._impl.pids
+        before = [_cpu_seconds(p) for p in pids]
+        time.sleep(2.0)
+        idle = [_cpu_seconds(p) - b for p, b in zip(pids, before)]
+        assert max(idle) < 0.5, f"idle worker ranks used {idle} s of CPU in 2 s"
     finally:
         backend.close()

@@ -17,6 +17,7 @@ afresh.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -305,9 +306,12 @@ def _feed_op(h, op) -> None:
     standard = _STANDARD.get(op.name)
     if standard is None or op.base_class is not standard.base_class:
         # a custom gate is known by its definition, not its name; one that cannot define
-        # itself while unbound is known by its class (its definition is its params')
+        # itself while unbound is known by its class (its definition is its params').
+        # Define a copy: qiskit keeps a gate's definition once built and binds later values
+        # into it, so building the user's own gate's definition here, unbound, would fix
+        # the branch a value-dependent definition takes for every binding (silently)
         try:
-            definition = getattr(op, "definition", None)
+            definition = getattr(copy.copy(op), "definition", None)
         except Exception:  # noqa: BLE001  (user code: any failure means "not now")
             definition = None
         if definition is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from multiprocessing.connection import Client
 
 
@@ -33,6 +34,11 @@ def main() -> int:
                 msg = conn.recv()
             except (EOFError, OSError):
                 msg = ("close", None)
+        # idle ranks wait for rank 0 in a sleeping poll: MPI_Bcast busy-polls, and a rank
+        # left spinning between batches takes a whole core from the caller's process
+        arrived = world.c.Ibarrier()
+        while not arrived.Test():
+            time.sleep(0.002)
         return world.bcast(msg)
 
     kind, *payload = receive()
