@@ -11,7 +11,9 @@ spinning second thread costs ten times the work).
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from qiskit_machine_learning.gradients import (
 from qiskit_machine_learning.neural_networks import EstimatorQNN
 
 from qgt.qiskit import EstimatorV2, QgtBackend
+from tests.conftest import run_mpi
 
 N = 4
 
@@ -264,3 +267,29 @@ def test_param_shift_gradient_on_two_launched_ranks(hamiltonian, ansatz):
         assert max(idle) < 0.5, f"idle worker ranks used {idle} s of CPU in 2 s"
     finally:
         backend.close()
+
+
+# ---- SPMD: every rank the same numbers, noise included ----------------------------------
+_SPMD_NOISE = """
+import json, sys
+from mpi4py import MPI
+from qiskit.circuit.library import real_amplitudes
+from qgt.qiskit import EstimatorV2
+qc = real_amplitudes(4, reps=1)
+est = EstimatorV2(threads=1)                      # no seed: qiskit-ml's default use
+pubs = [(qc, ["IIZZ", "XXII"], [[0.1] * 8, [0.2] * 8])]
+evs = [est.run(pubs, precision=1 / 64).result()[0].data.evs.tolist() for _ in range(2)]
+every = MPI.COMM_WORLD.gather(evs)
+if MPI.COMM_WORLD.rank == 0:
+    print(json.dumps(every))
+"""
+
+
+def test_unseeded_noise_is_the_same_on_every_rank():
+    """An EstimatorQNN (precision 1/64, no seed) under mpiexec: every rank must see the same
+    values, or the ranks' optimisers part ways and send different circuits."""
+    out = run_mpi(2, [sys.executable, "-c", _SPMD_NOISE], timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rank0, rank1 = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rank0 == rank1
+    assert rank0[0] != rank0[1]  # and a fresh draw for every job

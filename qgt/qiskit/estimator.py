@@ -95,7 +95,11 @@ class EstimatorV2(BaseEstimatorV2):
         evs = np.asarray(evs, dtype=float)
         precision = float(pub.precision or 0.0)
         if precision > 0:
-            evs = evs + self._rng.normal(0.0, precision, size=evs.shape)
+            # unseeded, the noise comes from the run's seed, which rank 0 drew and every
+            # rank shares: a generator of each rank's own would give each rank other values
+            rng = self._rng if self._seed is not None else np.random.default_rng(
+                [runs[0].seed, 1] if runs else None)
+            evs = evs + rng.normal(0.0, precision, size=evs.shape)
         stds = np.full(evs.shape, precision)
         meta = {"target_precision": precision, "circuit_metadata": pub.circuit.metadata,
                 "plan_cache": runs[-1].metadata.get("plan_cache") if runs else None,
