@@ -1,11 +1,13 @@
 """Qiskit's own consumers, unchanged, on qgt's primitives: a qiskit-algorithms VQE with
 param-shift and SPSA gradients, and a qiskit-machine-learning EstimatorQNN's forward and
 backward passes.  Each is checked against the same consumer on Qiskit's
-``StatevectorEstimator`` (the reference), and against numpy's exact ground energy.
+``StatevectorEstimator`` (the reference), and against numpy's exact ground energy.  Plus
+what those consumers rely on: the plan cache's counts, a custom gate branching on its
+value, launched ranks that sleep between jobs, and the same noise on every SPMD rank.
 
-Runs in ``make test``; 10-30 s on two cores, depending on the load.  The estimators use one thread
-per rank: for a 4-qubit state OpenMP threads only cost (and on a shared, loaded machine a
-spinning second thread costs ten times the work).
+Runs in ``make test``; 15-30 s on two cores, depending on the load.  The estimators use
+one thread per rank: for a 4-qubit state OpenMP threads only cost (and on a shared,
+loaded machine a spinning second thread costs ten times the work).
 """
 
 from __future__ import annotations
