@@ -99,6 +99,9 @@ setup(
         "matplotlib>=3.8",  # qgt timeline
     ],
     extras_require={"test": ["pytest", "pytest-timeout", "ruff", "hypothesis>=6.100",
-                             "qiskit-algorithms", "qiskit-machine-learning"]},
-    entry_points={"console_scripts": ["qgt = qgt.cli:main"]},
+                             "qiskit-algorithms", "qiskit-machine-learning",
+                             "pennylane>=0.45", "pytest-mock", "flaky"],
+                    "pennylane": ["pennylane>=0.45"]},
+    entry_points={"console_scripts": ["qgt = qgt.cli:main"],
+                  "pennylane.plugins": ["qgt.qubit = qgt.pennylane.device:QgtDevice"]},
 )

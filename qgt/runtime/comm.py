@@ -22,6 +22,11 @@ class Comm:
         self.local_size = node.Get_size()
         node.Free()
 
+    def solo(self):
+        """This process alone (MPI.COMM_SELF): the session runs circuits too small to
+        split over the ranks replicated, one whole copy per rank."""
+        return MPI.COMM_SELF
+
     def bcast(self, obj, root: int = 0):
         return self.c.bcast(obj, root=root)
 

@@ -187,6 +187,8 @@ class SpmdRanks:
         return out
 
     def run_task(self, task: Task, progress=None) -> list:
+        if task.extra.get("replicate") and self.comm.size > 1:
+            return self._replicated(task, progress)
         t0 = time.perf_counter()
         entry, hit = self._entry(task)
         values = self._values(task, entry)
@@ -209,6 +211,10 @@ class SpmdRanks:
                        want_state=task.state, want_memory=task.memory)
             try:
                 res = _execute(engine, run)
+                if task.extra.get("adjoint") is not None:  # qgt.session.adjoint
+                    from qgt.session.adjoint import run_adjoint
+
+                    run_adjoint(self, task, entry, v, plan, engine, res)
             finally:
                 if own:
                     engine.close()
@@ -218,6 +224,20 @@ class SpmdRanks:
             results.append(res)
         return results
 
+    def _replicated(self, task: Task, progress=None) -> list:
+        """A circuit too small to split over the ranks (the front end says so with
+        ``extra["replicate"]``): every rank runs it whole on its own, with one seed, so
+        the results still agree."""
+        from dataclasses import replace
+
+        if task.seed is None:
+            task = replace(task, seed=self.comm.bcast(
+                int(np.random.SeedSequence().entropy % (1 << 31)) if self.rank == 0 else None))
+        if getattr(self, "_solo", None) is None:
+            self._solo = SpmdRanks(self.cfg, self.comm.solo(), self.cache.size)
+        return self._solo.run_task(replace(task, extra={**task.extra, "replicate": False}),
+                                   progress)
+
     def cache_stats(self) -> dict:
         return self.cache.stats()
 
@@ -225,6 +245,8 @@ class SpmdRanks:
         for engine in self._engines.values():
             engine.close()
         self._engines = {}
+        if getattr(self, "_solo", None) is not None:
+            self._solo.close()
 
 
 __all__ = ["SpmdRanks", "QgtError"]

@@ -1,0 +1,226 @@
+"""Adjoint differentiation: the cached plan run forward, then backwards on two buffers.
+
+Called by ``qgt.session.spmd.SpmdRanks.run_task`` on every rank, for a Task whose
+``extra["adjoint"]`` holds observable coefficients (K observables x the task's Pauli
+labels).  The result's ``metadata["adjoint"]`` is the (K, P) Jacobian of those
+observables' expectation values with respect to the circuit's P parameters.
+
+    forward    psi <- the plan's steps; at its expectation steps (the last ones):
+               <P_j> as usual, and lambda += c_j P_j psi (same layout as psi); the
+               relayouts between expectation steps (swaps, bit-swap sweeps) on both
+    backward   the steps in reverse order, on psi and lambda together:
+                 GlobalSwap  the same swap on both (a swap is its own inverse)
+                 Sweep       its ops in reverse; at an op U that depends on parameter t
+                             g_t += 2 Re <lambda| (dU/dt) U^dag |psi>   (qgt_kern_transition)
+                             then psi <- U^dag psi, lambda <- U^dag lambda
+
+    layout      ... Sweep  GlobalSwap  Sweep ... ExpectStep GlobalSwap ExpectStep
+    psi     --->--->--->--->--->--->--->--->--->--->--->--->--->---+
+    lambda                                          +--->--->--->--+  (built here)
+    both    <---<---<---<---<---<---<---<---<---<---<---<---<---<--+  (reverse pass)
+
+The plan is the one the cache holds, fused blocks included: dU/dt of a block comes from
+the block rebound at t +- h (central difference of its matrix, h = 1e-5: error ~1e-11),
+so any gate qgt runs is differentiable, not only rotations.  One backward pass per
+observable (a VJP folds them into one), so the working memory is two state-sized buffers
+per rank (psi and lambda, each with its exchange buffers) whatever the number of
+parameters and observables; it is checked against memory_limit before allocating.
+RAM tier only: a plan on the SSD tier is refused with a UserError.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from qgt import _kern
+from qgt.errors import CapacityError, InternalError, UserError
+from qgt.plan.steps import DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
+
+STEP = 1e-5  # central-difference step for dU/dt (matrices are smooth in their angles)
+
+
+def _dagger(op: PhysOp) -> PhysOp:
+    if op.kind == SWAPBITS:
+        return op
+    m = np.asarray(op.matrix)
+    inv = m.conj() if op.kind == DIAG else m.conj().T
+    return PhysOp(op.kind, op.targets, np.ascontiguousarray(inv), op.ctrl_mask, op.ctrl_val,
+                  name=op.name)
+
+
+def derivative_ops(entry, values) -> dict:
+    """{(step, op): [(parameter, A = dU/dt U^dag), ...]} for every op the parameters
+    reach, from the entry's plan rebound at values +- STEP."""
+    base = entry.bound(values)
+    out: dict = {}
+    for k in range(len(values)):
+        v1, v2 = np.array(values, dtype=float), np.array(values, dtype=float)
+        v1[k] += STEP
+        v2[k] -= STEP
+        p1, p2 = entry.bound(v1), entry.bound(v2)
+        for s, (st0, st1, st2) in enumerate(zip(base.steps, p1.steps, p2.steps)):
+            if not isinstance(st0, Sweep):
+                continue
+            for o, (a, b, c) in enumerate(zip(st0.ops, st1.ops, st2.ops)):
+                if a.kind == SWAPBITS or (b.matrix is a.matrix and c.matrix is a.matrix):
+                    continue
+                if np.array_equal(b.matrix, a.matrix) and np.array_equal(c.matrix, a.matrix):
+                    continue
+                d = (np.asarray(b.matrix) - np.asarray(c.matrix)) / (2 * STEP)
+                m = np.asarray(a.matrix)
+                amat = d * m.conj() if a.kind == DIAG else d @ m.conj().T
+                out.setdefault((s, o), []).append((k, amat))
+    return base, out
+
+
+def check_memory(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
+    """This rank's verdict on holding psi and lambda (two RAM slices with buffers)."""
+    from qgt.runtime.capacity import fmt, memory_limit, ram_bytes
+
+    if plan.page_floor:
+        return ("adjoint differentiation runs in RAM only for now, and this state is on "
+                "the SSD tier: use diff_method='parameter-shift', more ranks, or a larger "
+                "memory_limit")
+    limit, source = memory_limit(cfg, ranks_per_node)
+    need = 2 * ram_bytes(plan.local_bits, cfg, threads)
+    if need > limit:
+        return (f"adjoint differentiation holds the state and one more state-sized buffer: "
+                f"{fmt(need)} per rank, but {source} is {fmt(limit)}: use more ranks, a "
+                "larger memory_limit, or diff_method='parameter-shift'")
+    return None
+
+
+class Adjoint:
+    """psi and lambda on one plan; ``jacobian`` runs forward + backward per row."""
+
+    def __init__(self, engine, lam_engine, comm, threads: int):
+        self.psi, self.lam = engine, lam_engine
+        self.comm, self.threads = comm, threads
+        self.L = engine.L
+        self.base_index = engine.base
+
+    def _forward(self, plan, coeffs) -> None:
+        psi, lam = self.psi, self.lam
+        psi.reset_state()
+        started = False
+        for step in plan.steps:
+            if isinstance(step, ExpectStep):
+                if not started:
+                    lam.state[:] = 0
+                    started = True
+                psi.run_step(step)  # the expectation values, as a plain run
+                for index, z, ny in zip(step.indices, step.zmasks, step.nys):
+                    c = coeffs[index]
+                    if c:
+                        _kern.pauli_axpy(lam.state, psi.state, self.L, self.base_index,
+                                         step.xmask, z, c * 1j ** ny, self.threads)
+            elif isinstance(step, MeasureStep):
+                raise UserError("adjoint differentiation needs a circuit without "
+                                "measurements")
+            elif started:  # relayouts between expectation steps: on both buffers
+                psi.run_step(step)
+                lam.run_step(step)
+            else:
+                psi.run_step(step)
+        if not started:
+            lam.state[:] = 0
+
+    def _backward(self, plan, derivs: dict, n_params: int) -> np.ndarray:
+        psi, lam = self.psi, self.lam
+        first = next((i for i, st in enumerate(plan.steps) if isinstance(st, ExpectStep)),
+                     len(plan.steps))
+        if any(s > first for s, _ in derivs):
+            raise InternalError("adjoint: a parametric op after the expectation steps")
+        grad = np.zeros(n_params, dtype=complex)
+        for s in range(len(plan.steps) - 1, -1, -1):
+            step = plan.steps[s]
+            if isinstance(step, GlobalSwap):
+                psi.run_step(step)
+                lam.run_step(step)
+                continue
+            if not isinstance(step, Sweep):
+                continue
+            pending: list[PhysOp] = []
+            for o in range(len(step.ops) - 1, -1, -1):
+                op = step.ops[o]
+                terms = derivs.get((s, o))
+                if terms:
+                    self._apply(step, pending)
+                    pending = []
+                    t = time.perf_counter()
+                    for k, amat in terms:
+                        grad[k] += _kern.transition(
+                            lam.state, psi.state, self.L, self.base_index, list(op.targets),
+                            op.kind == DIAG, amat, op.ctrl_mask, op.ctrl_val, self.threads)
+                    psi.timings["reductions"] += time.perf_counter() - t
+                pending.append(_dagger(op))
+            self._apply(step, pending)
+        return grad
+
+    def _apply(self, step: Sweep, ops: list[PhysOp]) -> None:
+        if not ops:
+            return
+        inverse = Sweep(step.wbits, tuple(ops))
+        self.psi._sweep(inverse)
+        self.lam._sweep(inverse)
+
+    def jacobian(self, plan, derivs, n_params: int, rows) -> tuple[np.ndarray, dict]:
+        """Rows of coefficients over the labels -> (rows, parameters) gradients; the
+        expectation values of the first forward pass."""
+        jac = np.zeros((len(rows), n_params))
+        expectations: dict = {}
+        for r, coeffs in enumerate(rows):
+            self._forward(plan, coeffs)
+            if r == 0:
+                expectations = dict(self.psi.expectations)
+            local = self._backward(plan, derivs, n_params)
+            tot = self.comm.allreduce_sum(np.concatenate([local.real, local.imag]))
+            jac[r] = 2.0 * tot[:n_params]
+        return jac, expectations
+
+
+def check_plan(plan) -> None:
+    for step in plan.steps:
+        if isinstance(step, Sweep) and any(op.condition is not None for op in step.ops):
+            raise UserError("adjoint differentiation needs a circuit without classically "
+                            "conditioned gates")
+        if isinstance(step, MeasureStep) or plan.trajectories:
+            raise UserError("adjoint differentiation needs a circuit without measurements")
+
+
+def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
+    """After a normal run of one binding on ``engine``: the Jacobian of the rows of
+    ``task.extra["adjoint"]`` into ``res.metadata["adjoint"]`` (every rank)."""
+    from qgt.api import _engine
+
+    check_plan(plan)
+    err = ranks.comm.agree(check_memory(ranks.cfg, plan, ranks.comm.local_size,
+                                        ranks.threads))
+    if err:
+        raise CapacityError(err)
+    t0 = time.perf_counter()
+    rows = np.atleast_2d(np.asarray(task.extra["adjoint"], dtype=float))
+    n = entry.n_parameters
+    derivs = derivative_ops(entry, values)[1] if n else {}
+    t1 = time.perf_counter()
+    before = dict(engine.timings)
+    lam = _engine(plan, ranks.comm, ranks.threads, ranks.cfg, engine.rng)
+    try:
+        jac, _ = Adjoint(engine, lam, ranks.comm, ranks.threads).jacobian(plan, derivs, n,
+                                                                           rows)
+        for k, v in lam.timings.items():
+            engine.timings[k] = engine.timings.get(k, 0.0) + v
+    finally:
+        lam.close()
+    res.metadata["adjoint"] = jac
+    res.metadata["adjoint_passes"] = len(rows)
+    res.timings["adjoint"] = time.perf_counter() - t0
+    res.timings["adjoint_derivatives"] = t1 - t0
+    for k in ("compute", "communication", "reductions"):
+        res.timings[k] = res.timings.get(k, 0.0) + engine.timings.get(k, 0.0) - \
+            before.get(k, 0.0)
+
+
+__all__ = ["Adjoint", "derivative_ops", "check_memory", "check_plan", "run_adjoint"]

@@ -1,0 +1,205 @@
+"""Adjoint differentiation on ``qgt.qubit`` (qgt.session.adjoint, csrc/qgt_kern_adjoint.c):
+gradients of random circuits against ``default.qubit`` and finite differences to 1e-8 on
+1, 2 and 4 ranks; the memory bound (peak RSS) and its check; the SSD tier's refusal;
+parameter-shift and SPSA batching their shifted tapes into one plan.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+qml = pytest.importorskip("pennylane")
+
+from qgt import _kern  # noqa: E402
+from qgt.errors import CapacityError  # noqa: E402
+from tests.conftest import ROOT, clean_env, run_mpi  # noqa: E402
+from tests.pennylane_driver import check  # noqa: E402
+
+DRIVER = str(ROOT / "tests" / "pennylane_driver.py")
+TOL = 1e-8
+ONE = {"threads": 1}  # the test machines are small and shared: no OpenMP spinning
+TINY = {"block_qubits": 4, "page_qubits": 1, "exchange_chunk": 4096, "threads": 1}
+
+pytestmark = pytest.mark.filterwarnings(
+    # autograd's own cast while differentiating default.qubit's reference
+    "ignore:Casting complex values to real:numpy.exceptions.ComplexWarning")
+
+
+def _assert_close(out: dict) -> None:
+    assert out["vs_default_qubit"] < TOL, out
+    assert out["vs_finite_differences"] < TOL, out
+    assert out["vjp"] < TOL, out
+    assert out["values"] < 1e-10, out
+
+
+def test_transition_kernel_against_numpy():
+    rng = np.random.default_rng(0)
+    L = 6
+    bra = rng.normal(size=64) + 1j * rng.normal(size=64)
+    ket = rng.normal(size=64) + 1j * rng.normal(size=64)
+    a = rng.normal(size=(4, 4)) + 1j * rng.normal(size=(4, 4))
+    targets, ctrl = [4, 1], 1 << 2
+    # reference: A on (targets[0] = matrix bit 0, targets[1] = bit 1), where bit 2 is 1
+    want = 0j
+    for i in range(64):
+        if not i & ctrl or (i >> 4) & 1 or (i >> 1) & 1:
+            continue
+        idx = [i | (((m >> 0) & 1) << 4) | (((m >> 1) & 1) << 1) for m in range(4)]
+        want += np.vdot(bra[idx], a @ ket[idx])
+    got = _kern.transition(bra, ket, L, 0, targets, False, a, ctrl, ctrl, 2)
+    assert abs(got - want) < 1e-12
+    d = rng.normal(size=4) + 1j * rng.normal(size=4)
+    want = sum(np.conj(bra[i]) * d[((i >> 4) & 1) | (((i >> 1) & 1) << 1)] * ket[i]
+               for i in range(64))
+    got = _kern.transition(bra, ket, L, 0, targets, True, d, 0, 0, 1)
+    assert abs(got - want) < 1e-12
+    out = np.zeros(64, dtype=complex)
+    _kern.pauli_axpy(out, ket, L, 0, 0b101, 0b110, 0.5 - 0.25j, 2)
+    j = np.arange(64) ^ 0b101
+    sign = np.array([(-1) ** bin(k & 0b110).count("1") for k in j])
+    np.testing.assert_allclose(out, (0.5 - 0.25j) * sign * ket[j], atol=1e-14)
+
+
+def test_adjoint_one_process():
+    _assert_close(check({"threads": 1}, n=5))
+
+
+def test_adjoint_one_process_fusion_off_tiny_blocks():
+    _assert_close(check({"fusion": False, "block_qubits": 4, "threads": 1}, n=6, seeds=(3,)))
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("ranks,config", [(2, ONE), (4, ONE), (2, TINY), (4, TINY)],
+                         ids=["2ranks", "4ranks", "2ranks-tiny", "4ranks-tiny"])
+def test_adjoint_distributed(ranks, config):
+    """8 qubits: every task is split over the ranks (none replicated), so the reverse
+    pass crosses global swaps on both buffers."""
+    proc = run_mpi(ranks, [sys.executable, DRIVER, json.dumps(config), "8"], timeout=800,
+                   env=clean_env(OMP_NUM_THREADS=1))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    _assert_close(out)
+    assert out["cache"]["misses"] >= 1, out  # planned on the ranks, not replicated
+
+
+def test_adjoint_ssd_tier_refused_with_a_reason(tmp_path):
+    """Not implemented yet: the SSD tier runs values and parameter-shift, and the adjoint
+    method says why it refuses (never a silent wrong answer)."""
+    cfg = {"storage": "ssd", "memory_limit": "16KiB", "ssd_page_size": 256,
+           "direct_io": False, "block_qubits": 4, "page_qubits": 1,
+           "scratch_dir": str(tmp_path)}
+    dev = qml.device("qgt.qubit", wires=6, threads=1, **cfg)
+
+    def f(x):
+        qml.RY(x[0], 0)
+        qml.CRX(x[1], [0, 5])
+        return qml.expval(qml.Z(5))
+
+    x = qml.numpy.array([0.3, 0.8], requires_grad=True)
+    ps = qml.grad(qml.QNode(f, dev, diff_method="parameter-shift"))(x)
+    ref = qml.grad(qml.QNode(f, qml.device("default.qubit", wires=6)))(x)
+    np.testing.assert_allclose(ps, ref, atol=1e-10)
+    with pytest.raises(CapacityError, match="RAM only"):
+        qml.grad(qml.QNode(f, dev, diff_method="adjoint"))(x)
+
+
+def test_adjoint_memory_is_checked_before_allocating():
+    from qgt.config import load_config
+    from qgt.runtime.capacity import ram_bytes
+
+    n = 14
+    cfg = load_config(overrides={"storage": "ram"})
+    one = ram_bytes(n, cfg, 1)
+    dev = qml.device("qgt.qubit", wires=n, storage="ram", threads=1,
+                     memory_limit=int(1.5 * one))
+
+    def f(x):
+        for w in range(n):
+            qml.RY(x, w)
+        return qml.expval(qml.Z(0))
+
+    assert abs(qml.QNode(f, dev)(0.4) - np.cos(0.4)) < 1e-12  # the state alone fits
+    with pytest.raises(CapacityError, match="one more state-sized buffer"):
+        qml.grad(qml.QNode(f, dev, diff_method="adjoint"))(qml.numpy.array(0.4,
+                                                                           requires_grad=True))
+
+
+MEMORY_SCRIPT = r"""
+import json, resource, numpy as np, pennylane as qml
+n = 20
+dev = qml.device("qgt.qubit", wires=n, threads=1)
+def f(x):
+    for layer in range(2):
+        for w in range(n):
+            qml.RY(x[layer, w, 0], w)
+            qml.RZ(x[layer, w, 1], w)
+        for w in range(n - 1):
+            qml.CNOT([w, w + 1])
+    return qml.expval(qml.Z(0) @ qml.Z(n - 1)), qml.expval(0.5 * qml.X(3) + 0.2 * qml.Y(n - 2))
+x = qml.numpy.array(np.random.default_rng(0).uniform(size=(2, n, 2)), requires_grad=True)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+qml.QNode(f, dev, diff_method=None)(x)
+fwd = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+node = qml.QNode(f, dev, diff_method="adjoint")
+jac = qml.jacobian(lambda x: qml.math.stack(node(x)))(x)
+adj = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"base": base, "forward": fwd, "adjoint": adj, "state": 16 << n,
+                  "params": int(x.size), "finite": bool(np.all(np.isfinite(jac)))}))
+"""
+
+
+@pytest.mark.timeout(600)
+def test_adjoint_peak_rss_within_state_plus_three_buffers():
+    """20 qubits (a 16 MiB state), 80 parameters, 2 observables: the adjoint pass holds
+    psi and lambda; peak RSS grows by less than the state + 3 state-sized buffers."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True,
+                          text=True, timeout=500, env=clean_env(OMP_NUM_THREADS=1))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert m["finite"] and m["params"] == 80
+    grown = m["adjoint"] - m["base"]
+    assert grown <= 4 * m["state"], (grown / m["state"], m)
+    # the adjoint pass itself adds about one state (lambda) to the forward run's peak
+    assert m["adjoint"] - m["forward"] <= 2 * m["state"], m
+
+
+def test_parameter_shift_and_spsa_batch_into_one_plan():
+    n = 4
+    dev = qml.device("qgt.qubit", wires=n, seed=3, threads=1)
+
+    def f(x):
+        for w in range(n):
+            qml.RY(x[w], w)
+            qml.RZ(x[n + w], w)
+        for w in range(n - 1):
+            qml.CNOT([w, w + 1])
+        return qml.expval(qml.Z(0) @ qml.X(3) + 0.4 * qml.Y(1))
+
+    x = qml.numpy.array(np.linspace(0.1, 0.8, 2 * n), requires_grad=True)
+    ref = qml.grad(qml.QNode(f, qml.device("default.qubit", wires=n)))(x)
+    with qml.Tracker(dev) as tracker:
+        ps = qml.grad(qml.QNode(f, dev, diff_method="parameter-shift"))(x)
+    np.testing.assert_allclose(ps, ref, atol=1e-10)
+    # the 2P shifted tapes of one batch are one session task: one plan, 2P bindings
+    assert max(tracker.history["batch_len"]) == 4 * n
+    assert tracker.history["tasks"][-1] == 1
+    assert dev.session.cache_stats()["planner_calls"] == 1
+
+    spsa = qml.QNode(f, dev, diff_method="spsa", gradient_kwargs={"h": 1e-3,
+                                                                   "num_directions": 40})
+    g = qml.grad(spsa)(x)
+    assert np.dot(g, ref) > 0  # an unbiased estimate points along the gradient
+
+    opt = qml.SPSAOptimizer(maxiter=20)
+    cost = qml.QNode(f, dev)
+    y, first = x, float(cost(x))
+    for _ in range(20):
+        y = opt.step(cost, y)
+    assert float(cost(y)) < first
+    assert dev.session.cache_stats()["planner_calls"] == 1
