@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from qiskit_machine_learning.gradients import (
 from qiskit_machine_learning.neural_networks import EstimatorQNN
 
 from qgt.qiskit import EstimatorV2, QgtBackend
-from tests.conftest import run_mpi
+from tests.conftest import clean_env, run_mpi
 
 N = 4
 
@@ -247,6 +248,53 @@ def test_custom_gate_branching_on_its_value_is_replanned_not_frozen():
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_NOTEBOOK_GATE = """
+import json
+import numpy as np
+from qiskit.circuit import Gate, Parameter, ParameterExpression, QuantumCircuit
+from qiskit.primitives import StatevectorEstimator
+from qgt.qiskit import EstimatorV2, QgtBackend
+
+class Branchy(Gate):  # defined in __main__, as in a notebook
+    def __init__(self, t):
+        super().__init__("branchy", 2, [t])
+
+    def _define(self):
+        qc = QuantumCircuit(2)
+        t = self.params[0]
+        if (isinstance(t, ParameterExpression) and t.parameters) or float(t) < 1:
+            qc.rzz(t, 0, 1)
+        else:
+            qc.cx(0, 1)
+            qc.ry(t, 1)
+            qc.cx(0, 1)
+        self.definition = qc
+
+t = Parameter("t")
+qc = QuantumCircuit(4)
+qc.rx(0.3, 0)
+qc.ry(0.7, 1)
+qc.append(Branchy(t), [0, 1])
+qc.rx(0.2, 1)
+qc.cx(1, 3)
+pub = (qc, ["IIXY", "IZYZ", "ZIZY"], [[0.5], [2.0], [3.0]])
+backend = QgtBackend(ranks=2, threads=1)
+got = EstimatorV2(backend=backend).run([pub]).result()[0].data.evs
+backend.close()
+want = StatevectorEstimator().run([pub]).result()[0].data.evs
+print(json.dumps(float(np.abs(got - want).max())))
+"""
+
+
+def test_launched_ranks_take_a_gate_class_defined_in_main():
+    """A custom Gate written in a notebook lives in ``__main__``, which the worker ranks
+    cannot import: the batch must reach them by value, and run right."""
+    out = subprocess.run([sys.executable, "-c", _NOTEBOOK_GATE], capture_output=True,
+                         text=True, timeout=180, env=clean_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) < 1e-10
 
 
 def test_param_shift_gradient_on_two_launched_ranks(hamiltonian, ansatz):

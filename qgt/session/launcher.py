@@ -20,6 +20,7 @@ ranks.
 from __future__ import annotations
 
 import os
+import pickle
 import secrets
 import shutil
 import signal
@@ -37,6 +38,19 @@ from qgt.errors import InternalError, QgtError, UserError
 START_TIMEOUT = 120.0  # seconds for the launcher to start the ranks and rank 0 to call
 # the worker's connection details; not QGT_*: every QGT_* variable is a qgt setting
 ADDRESS_VAR, KEY_VAR = "QGTSESSION_ADDRESS", "QGTSESSION_KEY"
+
+
+def _dumps(tasks) -> tuple[str, bytes]:
+    """A batch as bytes for the workers.  A class defined in the caller's ``__main__`` (a
+    custom Gate written in a notebook) is pickled by reference, and the workers, whose
+    ``__main__`` is qgt.session.worker, could not load it: such a batch goes by value,
+    through dill (a qiskit dependency).  Others keep plain pickle, which is faster."""
+    data = pickle.dumps(tasks)
+    if b"__main__" not in data:
+        return "pickle", data
+    import dill
+
+    return "dill", dill.dumps(tasks, recurse=True)
 
 
 class WorkersDied(QgtError):
@@ -167,7 +181,7 @@ class LaunchedRanks:
     def run(self, tasks, progress=None) -> list[list]:
         if self.proc is None or self.proc.poll() is not None:
             self._start()
-        self.conn.send(("run", tasks))
+        self.conn.send(("run", _dumps(tasks)))
         _, (results, stats) = self._receive()
         self._stats = stats
         return results

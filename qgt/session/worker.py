@@ -10,9 +10,41 @@ one; a lost parent ends every rank.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import time
 from multiprocessing.connection import Client
+
+
+class _AdoptMain(pickle.Pickler):
+    """Walks a batch as pickle would, making each class it meets from the caller's
+    ``__main__`` an attribute of this process's ``__main__``, so that the ranks can pass
+    the batch's plans on among themselves (plain pickle, by reference)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, type) and obj.__module__ == "__main__" and \
+                "." not in obj.__qualname__:
+            setattr(sys.modules["__main__"], obj.__qualname__, obj)
+        return NotImplemented
+
+
+def _loads(fmt: str, data: bytes):
+    """The batch that ``qgt.session.launcher._dumps`` sent."""
+    import io
+
+    from qgt.errors import UserError
+
+    try:
+        if fmt != "dill":
+            return pickle.loads(data)
+        import dill
+
+        tasks = dill.loads(data)
+        _AdoptMain(io.BytesIO()).dump(tasks)
+        return tasks
+    except Exception as e:  # every rank fails alike: the same bytes
+        raise UserError(f"the worker ranks could not load the batch ({type(e).__name__}: "
+                        f"{e}); what it holds must be importable or picklable") from e
 
 
 def main() -> int:
@@ -51,7 +83,7 @@ def main() -> int:
         if kind != "run":
             break
         try:
-            reply = ("ok", (ranks.run(body), ranks.cache_stats()))
+            reply = ("ok", (ranks.run(_loads(*body)), ranks.cache_stats()))
         except UserError as e:
             reply = ("error", "user", str(e))
         except QgtError as e:
