@@ -152,10 +152,11 @@ class LaunchedRanks:
         """The workers' next reply; a dead launcher fails at once instead of hanging."""
         lost = False
         while True:
-            if not lost and self.conn.poll(0.05):
+            if not lost:
                 try:
-                    msg = self.conn.recv()
-                    break
+                    if self.conn.poll(0.05):
+                        msg = self.conn.recv()
+                        break
                 except (EOFError, OSError):
                     lost = True  # rank 0 is gone; the launcher exits after it
             if lost:
@@ -181,7 +182,11 @@ class LaunchedRanks:
     def run(self, tasks, progress=None) -> list[list]:
         if self.proc is None or self.proc.poll() is not None:
             self._start()
-        self.conn.send(("run", _dumps(tasks)))
+        try:
+            self.conn.send(("run", _dumps(tasks)))
+        except OSError:
+            pass  # the ranks went (cancelled or died) while a big batch was on its way:
+            # _receive finds the launcher gone and says which
         _, (results, stats) = self._receive()
         self._stats = stats
         return results
