@@ -30,6 +30,7 @@ RAM tier only: a plan on the SSD tier is refused with a UserError.
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -50,29 +51,72 @@ def _dagger(op: PhysOp) -> PhysOp:
                   name=op.name)
 
 
-def derivative_ops(entry, values) -> dict:
-    """{(step, op): [(parameter, A = dU/dt U^dag), ...]} for every op the parameters
-    reach, from the entry's plan rebound at values +- STEP."""
-    base = entry.bound(values)
+def _slots_by_parameter(template) -> dict[int, list]:
+    """Parameter index -> the template slots (parametric instructions) it enters."""
+    from qiskit.circuit import ParameterExpression
+
+    index = {p: j for j, p in enumerate(template.parameters)}
+    deps: dict[int, list] = {}
+    for slot in template.slots:
+        cols: set[int] = set()
+        if slot.closed is not None:
+            for g in slot.closed[1]:
+                cols |= {g.j} if hasattr(g, "j") else set(getattr(g, "cols", ()))
+        else:
+            for par in slot.op.params:
+                if isinstance(par, ParameterExpression):
+                    cols |= {index[p] for p in par.parameters if p in index}
+        for j in (cols or range(len(index))):  # unknown: every parameter (safe)
+            deps.setdefault(j, []).append(slot)
+    return deps
+
+
+def _items(entry, values, slots=None) -> dict:
+    """Plan item -> matrix at ``values`` for the parametric items (all, or only those of
+    ``slots``); the global phase item never moves an expectation value."""
+    template = entry.template
+    if slots is not None:
+        template = copy.copy(template)
+        template.slots, template.phase_getter = slots, None
+    mats, _ = template.bind(values)
+    return {entry.origins[k]: m for k, m in mats.items() if k in entry.origins}
+
+
+def derivative_ops(entry, values, plan) -> dict:
+    """{(step, op): [(parameter, A = dU/dt U^dag), ...]} for every op of ``plan`` (the
+    entry's plan bound at ``values``) that parameter t reaches: only those ops are
+    rebuilt, from their items at values +- STEP."""
+    from qgt.plan.rebind import _rebuilt
+
+    deps = getattr(entry, "_adjoint_slots", None)
+    if deps is None:
+        deps = entry._adjoint_slots = _slots_by_parameter(entry.template)
+    where: dict[int, list] = {}  # plan item -> the ops built from it
+    for s, step in enumerate(plan.steps):
+        if isinstance(step, Sweep):
+            for o, op in enumerate(step.ops):
+                for i, _ in op.src:
+                    where.setdefault(i, []).append((s, o))
+    base = {**entry.base, **_items(entry, values)}
     out: dict = {}
     for k in range(len(values)):
-        v1, v2 = np.array(values, dtype=float), np.array(values, dtype=float)
-        v1[k] += STEP
-        v2[k] -= STEP
-        p1, p2 = entry.bound(v1), entry.bound(v2)
-        for s, (st0, st1, st2) in enumerate(zip(base.steps, p1.steps, p2.steps)):
-            if not isinstance(st0, Sweep):
+        shifted = []
+        for sign in (1.0, -1.0):
+            v = np.array(values, dtype=float)
+            v[k] += sign * STEP
+            shifted.append(_items(entry, v, deps.get(k, [])))
+        touched = sorted({so for i in shifted[0] for so in where.get(i, ())})
+        for s, o in touched:
+            op = plan.steps[s].ops[o]
+            b = _rebuilt(op, {**base, **shifted[0]}).matrix
+            c = _rebuilt(op, {**base, **shifted[1]}).matrix
+            d = (np.asarray(b) - np.asarray(c)) / (2 * STEP)
+            if not d.any():
                 continue
-            for o, (a, b, c) in enumerate(zip(st0.ops, st1.ops, st2.ops)):
-                if a.kind == SWAPBITS or (b.matrix is a.matrix and c.matrix is a.matrix):
-                    continue
-                if np.array_equal(b.matrix, a.matrix) and np.array_equal(c.matrix, a.matrix):
-                    continue
-                d = (np.asarray(b.matrix) - np.asarray(c.matrix)) / (2 * STEP)
-                m = np.asarray(a.matrix)
-                amat = d * m.conj() if a.kind == DIAG else d @ m.conj().T
-                out.setdefault((s, o), []).append((k, amat))
-    return base, out
+            m = np.asarray(op.matrix)
+            amat = d * m.conj() if op.kind == DIAG else d @ m.conj().T
+            out.setdefault((s, o), []).append((k, amat))
+    return out
 
 
 def check_memory(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
@@ -203,7 +247,7 @@ def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
     t0 = time.perf_counter()
     rows = np.atleast_2d(np.asarray(task.extra["adjoint"], dtype=float))
     n = entry.n_parameters
-    derivs = derivative_ops(entry, values)[1] if n else {}
+    derivs = derivative_ops(entry, values, plan) if n else {}
     t1 = time.perf_counter()
     before = dict(engine.timings)
     lam = _engine(plan, ranks.comm, ranks.threads, ranks.cfg, engine.rng)
