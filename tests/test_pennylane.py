@@ -172,3 +172,20 @@ def test_unsupported_measurement_is_named():
 
     with pytest.raises(qml.exceptions.DeviceError, match="qgt.qubit"):
         f()
+
+
+def test_ssd_tier_measurements(tmp_path):
+    """The out-of-core tier behind the device: the same values as in RAM."""
+    n = 6
+    cfg = {"storage": "ssd", "memory_limit": "16KiB", "ssd_page_size": 256,
+           "direct_io": False, "block_qubits": 4, "page_qubits": 1,
+           "scratch_dir": str(tmp_path), "threads": 1}
+
+    def f(x):
+        _circuit(x, n)
+        return (qml.expval(qml.X(0) @ qml.Z(5) + 0.5 * qml.Y(3)), qml.var(qml.Z(2)),
+                qml.probs(wires=[0, 4]), qml.state())
+
+    ours, ref = _both(f, n, **cfg)
+    for a, b in zip(ours(X), ref(X)):
+        np.testing.assert_allclose(a, b, atol=1e-10)

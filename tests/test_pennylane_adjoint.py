@@ -203,3 +203,34 @@ def test_parameter_shift_and_spsa_batch_into_one_plan():
         y = opt.step(cost, y)
     assert float(cost(y)) < first
     assert dev.session.cache_stats()["planner_calls"] == 1
+
+
+@pytest.mark.timeout(600)
+def test_launched_ranks_values_and_adjoint_gradients():
+    """A plain process with ``ranks=2``: qgt launches two worker ranks; values, samples
+    and adjoint gradients come back as in one process."""
+    n = 6
+    dev = qml.device("qgt.qubit", wires=n, ranks=2, threads=1, seed=4)
+    try:
+        f, p = _small_circuit(n)
+        x = qml.numpy.array(np.linspace(-1.0, 1.2, p), requires_grad=True)
+        ref = qml.QNode(f, qml.device("default.qubit", wires=n))
+        ours = qml.QNode(f, dev, diff_method="adjoint")
+        assert abs(float(ours(x)) - float(ref(x))) < 1e-12
+        np.testing.assert_allclose(qml.grad(ours)(x), qml.grad(ref)(x), atol=TOL)
+        assert dev.session.mode == "launched" and dev.session.size == 2
+    finally:
+        dev.close()
+
+
+def _small_circuit(n):
+    def f(x):
+        for w in range(n):
+            qml.RY(x[w], w)
+        for w in range(n - 1):
+            qml.CNOT([w, w + 1])
+        qml.CRX(x[n], [n - 1, 0])
+        qml.IsingZZ(x[n + 1], [1, 4])
+        return qml.expval(qml.X(0) @ qml.Z(n - 1) + 0.3 * qml.Y(2))
+
+    return f, n + 2
