@@ -287,7 +287,8 @@ class Config:
     # fmt: off
     threads: int = _key(_RUN, Int(lo=0), 0,
         "Threads per rank; 0 = the cores this rank may run on (os.sched_getaffinity) "
-        "divided by the ranks on its node, resolved by the runtime.")
+        "divided by the ranks on its node, resolved by the runtime. A rank whose slice "
+        "has fewer than 2^14 amplitudes runs on one thread.")
     block_qubits: int = _key(_RUN, Int(4, 30), 16,
         "Width w of the cache-blocked working set: 2^w amplitudes, about the L2 size "
         "(16 = 1 MiB).")
