@@ -1,6 +1,6 @@
 """Adjoint differentiation on ``qgt.qubit`` (qgt.session.adjoint, csrc/qgt_kern_adjoint.c):
 gradients of random circuits against ``default.qubit`` and finite differences to 1e-8 on
-1, 2 and 4 ranks; the memory bound (peak RSS) and its check; the SSD tier's refusal;
+1, 2 and 4 ranks, in RAM and on the SSD tier; the memory bound (peak RSS) and its check;
 parameter-shift and SPSA batching their shifted tapes into one plan.
 """
 
@@ -23,6 +23,9 @@ DRIVER = str(ROOT / "tests" / "pennylane_driver.py")
 TOL = 1e-8
 ONE = {"threads": 1}  # the test machines are small and shared: no OpenMP spinning
 TINY = {"block_qubits": 4, "page_qubits": 1, "exchange_chunk": 4096, "threads": 1}
+# the SSD tier as in tests/test_distributed.py: 16-amplitude pages, groups of 2^4..
+SSD = {"storage": "ssd", "memory_limit": "1MiB", "ssd_page_size": 256, "direct_io": False,
+       "block_qubits": 4, "page_qubits": 1, "threads": 1}
 
 pytestmark = pytest.mark.filterwarnings(
     # autograd's own cast while differentiating default.qubit's reference
@@ -73,26 +76,32 @@ def test_adjoint_one_process_fusion_off_tiny_blocks():
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("ranks,config", [(2, ONE), (4, ONE), (2, TINY), (4, TINY)],
-                         ids=["2ranks", "4ranks", "2ranks-tiny", "4ranks-tiny"])
-def test_adjoint_distributed(ranks, config):
+@pytest.mark.parametrize("ranks,config", [(2, ONE), (4, ONE), (2, TINY), (4, TINY),
+                                          (2, SSD), (4, SSD)],
+                         ids=["2ranks", "4ranks", "2ranks-tiny", "4ranks-tiny", "2ranks-ssd",
+                              "4ranks-ssd"])
+def test_adjoint_distributed(ranks, config, tmp_path):
     """8 qubits: every task is split over the ranks (none replicated), so the reverse
-    pass crosses global swaps on both buffers."""
-    proc = run_mpi(ranks, [sys.executable, DRIVER, json.dumps(config), "8"], timeout=800,
-                   env=clean_env(OMP_NUM_THREADS=1))
+    pass crosses global swaps on both buffers (on the SSD tier: on both page stores).
+    On the SSD tier the Hamiltonian's terms have at most 2 X/Y letters (the page groups
+    of these tiny pages cannot hold wider patterns on 4 ranks), one random circuit."""
+    extra = ["narrow"] if config.get("storage") == "ssd" else []
+    if extra:
+        config = dict(config, scratch_dir=str(tmp_path))
+    proc = run_mpi(ranks, [sys.executable, DRIVER, json.dumps(config), "8", *extra],
+                   timeout=800, env=clean_env(OMP_NUM_THREADS=1))
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     _assert_close(out)
     assert out["cache"]["misses"] >= 1, out  # planned on the ranks, not replicated
 
 
-def test_adjoint_ssd_tier_refused_with_a_reason(tmp_path):
-    """Not implemented yet: the SSD tier runs values and parameter-shift, and the adjoint
-    method says why it refuses (never a silent wrong answer)."""
-    cfg = {"storage": "ssd", "memory_limit": "16KiB", "ssd_page_size": 256,
-           "direct_io": False, "block_qubits": 4, "page_qubits": 1,
-           "scratch_dir": str(tmp_path)}
-    dev = qml.device("qgt.qubit", wires=6, threads=1, **cfg)
+def test_adjoint_ssd_tier_one_process(tmp_path):
+    """Out of core: psi and lambda in two page stores, each outer sweep's ops reversed
+    group by group (one read and write of both stores per sweep)."""
+    cfg = dict(SSD, scratch_dir=str(tmp_path), memory_limit="16KiB")
+    _assert_close(check(cfg, n=6, seeds=(1,)))
+    dev = qml.device("qgt.qubit", wires=6, **cfg)
 
     def f(x):
         qml.RY(x[0], 0)
@@ -100,11 +109,10 @@ def test_adjoint_ssd_tier_refused_with_a_reason(tmp_path):
         return qml.expval(qml.Z(5))
 
     x = qml.numpy.array([0.3, 0.8], requires_grad=True)
-    ps = qml.grad(qml.QNode(f, dev, diff_method="parameter-shift"))(x)
     ref = qml.grad(qml.QNode(f, qml.device("default.qubit", wires=6)))(x)
-    np.testing.assert_allclose(ps, ref, atol=1e-10)
-    with pytest.raises(CapacityError, match="RAM only"):
-        qml.grad(qml.QNode(f, dev, diff_method="adjoint"))(x)
+    for method in ("adjoint", "parameter-shift"):
+        got = qml.grad(qml.QNode(f, dev, diff_method=method))(x)
+        np.testing.assert_allclose(got, ref, atol=TOL)
 
 
 def test_adjoint_memory_is_checked_before_allocating():

@@ -25,7 +25,9 @@ so any gate qgt runs is differentiable, not only rotations.  One backward pass p
 observable (a VJP folds them into one), so the working memory is two state-sized buffers
 per rank (psi and lambda, each with its exchange buffers) whatever the number of
 parameters and observables; it is checked against memory_limit before allocating.
-RAM tier only: a plan on the SSD tier is refused with a UserError.
+Out of core, lambda is a second page store beside psi's (twice the scratch space, checked
+against the free space) and the backward pass reads and writes both stores once per outer
+sweep, group by group (see ``_ooc_sweep_back``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import numpy as np
 from qgt import _kern
 from qgt.errors import CapacityError, InternalError, UserError
 from qgt.plan.steps import DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
+from qgt.runtime.engine import pack
 
 STEP = 1e-5  # central-difference step for dU/dt (matrices are smooth in their angles)
 
@@ -123,10 +126,18 @@ def check_memory(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
     """This rank's verdict on holding psi and lambda (two RAM slices with buffers)."""
     from qgt.runtime.capacity import fmt, memory_limit, ram_bytes
 
-    if plan.page_floor:
-        return ("adjoint differentiation runs in RAM only for now, and this state is on "
-                "the SSD tier: use diff_method='parameter-shift', more ranks, or a larger "
-                "memory_limit")
+    if plan.page_floor:  # the SSD tier: lambda is a second page store beside psi's
+        import os
+
+        from qgt.runtime.capacity import scratch_dir
+
+        st = os.statvfs(scratch_dir(cfg))
+        free = st.f_bavail * st.f_frsize
+        dense = (16 << plan.local_bits) * ranks_per_node
+        if dense > free and not cfg.sparse_pages:
+            return (f"adjoint differentiation on the SSD tier keeps a second state on disk: "
+                    f"{fmt(dense)} more on this node, but scratch_dir has {fmt(free)} free")
+        return None
     limit, source = memory_limit(cfg, ranks_per_node)
     need = 2 * ram_bytes(plan.local_bits, cfg, threads)
     if need > limit:
@@ -152,14 +163,17 @@ class Adjoint:
         for step in plan.steps:
             if isinstance(step, ExpectStep):
                 if not started:
-                    lam.state[:] = 0
+                    self._zero_lambda()
                     started = True
                 psi.run_step(step)  # the expectation values, as a plain run
-                for index, z, ny in zip(step.indices, step.zmasks, step.nys):
-                    c = coeffs[index]
-                    if c:
-                        _kern.pauli_axpy(lam.state, psi.state, self.L, self.base_index,
-                                         step.xmask, z, c * 1j ** ny, self.threads)
+                terms = [(z, coeffs[index] * 1j ** ny) for index, z, ny
+                         in zip(step.indices, step.zmasks, step.nys) if coeffs[index]]
+                if psi.storage == "ssd":
+                    self._ooc_lambda(step, terms)
+                    continue
+                for z, c in terms:
+                    _kern.pauli_axpy(lam.state, psi.state, self.L, self.base_index,
+                                     step.xmask, z, c, self.threads)
             elif isinstance(step, MeasureStep):
                 raise UserError("adjoint differentiation needs a circuit without "
                                 "measurements")
@@ -169,6 +183,14 @@ class Adjoint:
             else:
                 psi.run_step(step)
         if not started:
+            self._zero_lambda()
+
+    def _zero_lambda(self) -> None:
+        lam = self.lam
+        lam.reset_state()
+        if lam.storage == "ssd":
+            lam.store.clear()  # no stored page: all zero
+        else:
             lam.state[:] = 0
 
     def _backward(self, plan, derivs: dict, n_params: int) -> np.ndarray:
@@ -186,6 +208,9 @@ class Adjoint:
                 continue
             if not isinstance(step, Sweep):
                 continue
+            if psi.storage == "ssd":
+                self._ooc_sweep_back(s, step, derivs, grad)
+                continue
             pending: list[PhysOp] = []
             for o in range(len(step.ops) - 1, -1, -1):
                 op = step.ops[o]
@@ -202,6 +227,88 @@ class Adjoint:
                 pending.append(_dagger(op))
             self._apply(step, pending)
         return grad
+
+    # ---- out of core: both page stores, group by group ----------------------------
+    #
+    #   psi pages  [a b c d] --read--> buf_psi --+-- reversed ops of one outer sweep:
+    #   lam pages  [a b c d] --read--> buf_lam --+   transitions, then U^dag on both
+    #                                     <--write-- both groups back
+    #
+    # A group holds every working bit of its sweep, so one read and one write of each
+    # store per sweep serves all the sweep's ops; groups zero in both stores are skipped.
+    def _joint_groups(self, wbits):
+        psi, lam = self.psi, self.lam
+        p = psi.p
+        inside = [b - p for b in wbits if b >= p]
+        outside = [b - p for b in range(p, psi.L) if b not in set(wbits)]
+        in_mask = sum(1 << b for b in inside)
+        from qgt.runtime.ooc import _deposit, _extract
+
+        stored = np.union1d(psi.store.stored(), lam.store.stored()).astype(np.int64)
+        bases = np.unique(stored & ~np.int64(in_mask))
+        offs = _deposit(np.arange(1 << len(inside)), inside)
+        return bases[:, None] + offs[None, :], _extract(bases, outside), outside
+
+    def _buffers(self, gb: int):
+        from qgt.runtime.pagestore import aligned_empty
+
+        if getattr(self, "_bufs", None) is None or len(self._bufs[0]) != 1 << gb:
+            self._bufs = (aligned_empty(1 << gb), aligned_empty(1 << gb))
+        return self._bufs
+
+    def _ooc_lambda(self, step: ExpectStep, terms) -> None:
+        from qgt.plan.planner import virtual_map
+
+        psi, lam = self.psi, self.lam
+        n = psi.plan.n_qubits
+        vmap = virtual_map(step.wbits, n)
+        xv = sum(1 << vmap[b] for b in range(n) if step.xmask >> b & 1)
+        zvs = [(sum(1 << vmap[b] for b in range(n) if z >> b & 1), c) for z, c in terms]
+        pages, index, outside = self._joint_groups(step.wbits)
+        bp, bl = self._buffers(len(step.wbits))
+        for g in range(len(pages)):
+            psi._read_group(pages[g], bp)
+            lam._read_group(pages[g], bl)
+            vbase = psi._vbase(vmap, outside, int(index[g]))
+            for zv, c in zvs:
+                _kern.pauli_axpy(bl, bp, len(step.wbits), vbase, xv, zv, c, self.threads)
+            lam._write_group(pages[g], bl)
+
+    def _ooc_sweep_back(self, s: int, step: Sweep, derivs: dict, grad: np.ndarray) -> None:
+        psi, lam = self.psi, self.lam
+        if not step.inner:
+            raise InternalError("an out-of-core sweep has no inner plan")
+        # the inner op of each outer op (an inner op's src is its outer op's index)
+        inner = {}
+        for sw in step.inner:
+            for op in sw.ops:
+                inner[op.src[0][0]] = (list(sw.wbits), op)
+        vmap = step.vmap
+        gb = len(step.wbits)
+
+        def vmask(mask: int) -> int:
+            return sum(1 << vmap[b] for b in range(len(vmap)) if mask >> b & 1)
+
+        pages, index, outside = self._joint_groups(step.wbits)
+        bp, bl = self._buffers(gb)
+        for g in range(len(pages)):
+            psi._read_group(pages[g], bp)
+            lam._read_group(pages[g], bl)
+            vbase = psi._vbase(vmap, outside, int(index[g]))
+            for o in range(len(step.ops) - 1, -1, -1):
+                if o not in inner:
+                    continue
+                wb, iop = inner[o]
+                for k, amat in derivs.get((s, o), ()):
+                    grad[k] += _kern.transition(bl, bp, gb, vbase, list(iop.targets),
+                                                iop.kind == DIAG, amat, iop.ctrl_mask,
+                                                iop.ctrl_val, self.threads)
+                packed = pack([_dagger(iop)])
+                _kern.sweep(bp, gb, vbase, wb, packed, self.threads)
+                _kern.sweep(bl, gb, vbase, wb, packed, self.threads)
+            psi._write_group(pages[g], bp)
+            lam._write_group(pages[g], bl)
+        del vmask
 
     def _apply(self, step: Sweep, ops: list[PhysOp]) -> None:
         if not ops:
