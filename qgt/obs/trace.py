@@ -113,17 +113,20 @@ def start(comm) -> Tracer:
 
 def finish(comm, path: str | None, metadata: dict | None = None) -> int:
     """Stop tracing; gather every rank's events and write ``path`` from rank 0.
-    Returns the number of events written (0 on other ranks)."""
+    Returns the number of events written (0 on other ranks).  Each rank encodes its own
+    events as JSON text (in parallel), so rank 0 only joins strings."""
     global _current
     tr, _current = _current, None
     if tr is None:
         return 0
-    gathered = comm.gather(tr.to_events())
+    events = tr.to_events()
+    text = json.dumps(events, separators=(",", ":"))[1:-1]  # the C encoder, on every rank
+    gathered = comm.gather((len(events), text))
     if comm.rank != 0 or not path:
         return 0
-    events = [ev for evs in gathered for ev in evs]
-    doc = {"traceEvents": events, "displayTimeUnit": "ms",
-           "otherData": {"producer": "qgt", **(metadata or {})}}
+    other = json.dumps({"producer": "qgt", **(metadata or {})}, separators=(",", ":"))
     with open(path, "w") as f:
-        f.write(json.dumps(doc, separators=(",", ":")))
-    return len(events)
+        f.write('{"traceEvents":[')
+        f.write(",".join(text for n, text in gathered if n))
+        f.write(f'],"displayTimeUnit":"ms","otherData":{other}}}')
+    return sum(n for n, _ in gathered)
