@@ -418,3 +418,13 @@ def test_estimator_takes_every_observable_form():
             want = StatevectorEstimator().run([(qc, obs, v)]).result()[0].data.evs
         assert abs(got - want) < 1e-12, obs
     est.backend.close()
+
+
+def test_backend_progress_callback_sees_every_step():
+    events = []
+    backend = QgtBackend(progress=events.append, block_qubits=4, page_qubits=1)
+    res = backend.run(_ghz(8), shots=100, seed_simulator=1).result()
+    assert set(res.get_counts()) == {"0" * 8, "1" * 8}
+    assert events and events[-1].step == events[-1].n_steps
+    assert all(0.0 <= e.fraction <= 1.0 for e in events)
+    backend.close()

@@ -64,6 +64,9 @@ class QgtBackend(BackendV2):
                  name: str = "qgt", **config):
         super().__init__(name=name, description="qgt distributed state-vector simulator",
                          backend_version=qgt.__version__)
+        # progress: the configuration key (True/False), or a callable that receives each
+        # qgt.obs.progress.ProgressEvent of every run (rank 0; not on launched ranks)
+        self._progress = config.pop("progress") if callable(config.get("progress")) else None
         self._config = load_config(overrides=config, overrides_from="QgtBackend(...)")
         self._comm, self._ranks, self._launcher = comm, ranks, launcher
         self._session: Session | None = None
@@ -116,8 +119,8 @@ class QgtBackend(BackendV2):
                               state=p.state_label is not None, memory=bool(opts["memory"]),
                               name=p.circuit.name))
         session = self.session
-        job = QgtJob(self, lambda: self._result(session.run(tasks), prepared, tasks, job),
-                     self._executor, session)
+        job = QgtJob(self, lambda: self._result(session.run(tasks, self._progress), prepared,
+                                                tasks, job), self._executor, session)
         job.submit()
         return job
 

@@ -208,7 +208,8 @@ class SpmdRanks:
                        list(task.observables), None, None, [], "", set(), entry.figures,
                        binding, entry.plan_seconds if (b == 0 and not hit) else 0.0,
                        self.threads, t0 if b == 0 else time.perf_counter(),
-                       want_state=task.state, want_memory=task.memory)
+                       want_state=task.state, want_memory=task.memory,
+                       progress=progress)
             try:
                 res = _execute(engine, run)
                 if task.extra.get("adjoint") is not None:  # qgt.session.adjoint
