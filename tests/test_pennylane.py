@@ -189,3 +189,17 @@ def test_ssd_tier_measurements(tmp_path):
     ours, ref = _both(f, n, **cfg)
     for a, b in zip(ours(X), ref(X)):
         np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+def test_progress_callback_sees_the_runs():
+    events = []
+    dev = qml.device("qgt.qubit", wires=3, progress=events.append)
+
+    @qml.qnode(dev)
+    def circuit(x):
+        qml.RX(x, 0)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.PauliZ(1))
+
+    assert abs(circuit(0.3) - np.cos(0.3)) < 1e-12
+    assert events and events[-1].step == events[-1].n_steps

@@ -211,6 +211,8 @@ class QgtDevice(Device):
     def __init__(self, wires=None, shots=None, *, seed=None, comm=None, ranks=None,
                  launcher: str = "mpiexec", **config):
         super().__init__(wires=wires, shots=shots)
+        # progress: the configuration key, or a callable receiving every ProgressEvent
+        self._progress = config.pop("progress") if callable(config.get("progress")) else None
         self._config = load_config(overrides=config,
                                    overrides_from="qml.device('qgt.qubit', ...)")
         self._comm, self._ranks, self._launcher = comm, ranks, launcher
@@ -316,7 +318,7 @@ class QgtDevice(Device):
             rows = [p.rows(None if cotangents is None else cotangents[i])
                     for i, p in enumerate(prepared)]
         tasks, members = self._tasks(prepared, rows)
-        per_task = self.session.run(tasks) if tasks else []
+        per_task = self.session.run(tasks, self._progress) if tasks else []
         results: list = [None] * len(prepared)
         runs: list = [None] * len(prepared)
         for idx, task_results in zip(members, per_task):
