@@ -428,3 +428,38 @@ def test_backend_progress_callback_sees_every_step():
     assert events and events[-1].step == events[-1].n_steps
     assert all(0.0 <= e.fraction <= 1.0 for e in events)
     backend.close()
+
+
+ORPHAN = """
+import os
+from qiskit import QuantumCircuit
+from qgt.qiskit import QgtBackend
+qc = QuantumCircuit(3)
+qc.h(0)
+qc.measure_all()
+b = QgtBackend(ranks=2)
+b.run(qc, shots=10).result()
+print(" ".join(map(str, b.session._impl.pids)), flush=True)
+os._exit(0)  # no close(): the workers must notice on their own
+"""
+
+
+def test_launched_ranks_end_when_their_parent_dies_without_closing():
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", ORPHAN], capture_output=True, text=True,
+                          timeout=120, env=clean_env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pids = [int(p) for p in proc.stdout.split()]
+    deadline = time.monotonic() + 20
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids)

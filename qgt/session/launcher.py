@@ -38,6 +38,7 @@ from qgt.errors import InternalError, QgtError, UserError
 START_TIMEOUT = 120.0  # seconds for the launcher to start the ranks and rank 0 to call
 # the worker's connection details; not QGT_*: every QGT_* variable is a qgt setting
 ADDRESS_VAR, KEY_VAR = "QGTSESSION_ADDRESS", "QGTSESSION_KEY"
+PARENT_VAR = "QGTSESSION_PARENT"  # the workers end when this process is gone
 
 
 def _dumps(tasks) -> tuple[str, bytes]:
@@ -96,6 +97,8 @@ class LaunchedRanks:
         self._log = tempfile.TemporaryFile()
         env = dict(os.environ, **{ADDRESS_VAR: f"{host}:{listener.address[1]}",
                                   KEY_VAR: key.hex()})
+        if self.launcher == "mpiexec":  # loopback, so rank 0 shares this host's PIDs
+            env[PARENT_VAR] = str(os.getpid())
         self.proc = subprocess.Popen(self._command(), env=env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

@@ -47,14 +47,27 @@ def _loads(fmt: str, data: bytes):
                         f"{e}); what it holds must be importable or picklable") from e
 
 
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def main() -> int:
     from qgt.errors import QgtError, UserError
     from qgt.runtime.comm import Comm
-    from qgt.session.launcher import ADDRESS_VAR, KEY_VAR
+    from qgt.session.launcher import ADDRESS_VAR, KEY_VAR, PARENT_VAR
     from qgt.session.spmd import SpmdRanks
 
     world = Comm()
     conn = None
+    parent = int(os.environ.get(PARENT_VAR, "0"))
     if world.rank == 0:
         host, port = os.environ[ADDRESS_VAR].rsplit(":", 1)
         conn = Client((host, int(port)), authkey=bytes.fromhex(os.environ[KEY_VAR]))
@@ -63,6 +76,11 @@ def main() -> int:
         msg = None
         if world.rank == 0:
             try:
+                # a parent that died without closing (os._exit, SIGKILL) may leave the
+                # socket open in a stray child: watch the parent itself as well
+                while not conn.poll(0.5):
+                    if not _alive(parent):
+                        raise EOFError
                 msg = conn.recv()
             except (EOFError, OSError):
                 msg = ("close", None)
