@@ -35,13 +35,7 @@ def writable_file(path: str, what: str, need_bytes: int = 0) -> str | None:
         return f"{what} '{path}': the directory '{d}' is not writable"
     if os.path.exists(p) and not os.access(p, os.W_OK):
         return f"{what} '{path}' exists and is not writable"
-    if need_bytes:
-        st = os.statvfs(d)
-        free = st.f_bavail * st.f_frsize
-        if need_bytes > free:
-            return (f"{what} '{path}' needs {fmt(need_bytes)} on this node but its file "
-                    f"system has {fmt(free)} free")
-    return None
+    return _room(path, what, d, need_bytes)
 
 
 def writable_dir(path: str, what: str, need_bytes: int = 0) -> str | None:
@@ -54,6 +48,11 @@ def writable_dir(path: str, what: str, need_bytes: int = 0) -> str | None:
         return f"{what} '{path}': '{d}' is not a directory"
     if not os.access(d, os.W_OK | os.X_OK):
         return f"{what} '{path}': '{d}' is not writable"
+    return _room(path, what, d, need_bytes)
+
+
+def _room(path: str, what: str, d: str, need_bytes: int) -> str | None:
+    """Whether the file system of directory ``d`` has ``need_bytes`` free for ``path``."""
     if need_bytes:
         st = os.statvfs(d)
         free = st.f_bavail * st.f_frsize
