@@ -76,6 +76,9 @@ kern = Extension(
     depends=sorted(glob.glob("csrc/*.h")) + ["qgt/_kern.pxd"],
 )
 
+# qgt serve / qgt worker (docs/service.md); tomllib is in Python 3.12's standard library
+SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "httpx>=0.27", "nats-py>=2.7", "redis>=5"]
+
 setup(
     name="qgt",
     version="0.1.0",
@@ -100,8 +103,9 @@ setup(
     ],
     extras_require={"test": ["pytest", "pytest-timeout", "ruff", "hypothesis>=6.100",
                              "qiskit-algorithms", "qiskit-machine-learning",
-                             "pennylane>=0.45", "pytest-mock", "flaky"],
-                    "pennylane": ["pennylane>=0.45"]},
+                             "pennylane>=0.45", "pytest-mock", "flaky", *SERVE],
+                    "pennylane": ["pennylane>=0.45"],
+                    "serve": SERVE},
     entry_points={"console_scripts": ["qgt = qgt.cli:main"],
                   "pennylane.plugins": ["qgt.qubit = qgt.pennylane.device:QgtDevice"]},
 )

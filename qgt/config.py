@@ -34,6 +34,8 @@ from qgt.units import format_duration, format_size, parse_duration, parse_size
 
 ENV_PREFIX = "QGT_"
 CONFIG_ENV = "QGT_CONFIG"  # path of the JSON file when --config is not given
+# QGT_SERVE_* configure the HTTP service (qgt.serve.config checks them just as strictly)
+SERVICE_ENV_PREFIX = "QGT_SERVE_"
 
 # Alternative environment names accepted for a key (names that job scripts of related
 # tools already export); each maps to one key, and setting both to different values is
@@ -464,6 +466,8 @@ def _resolve(
     env_values: dict[str, tuple[str, Any]] = {}  # key -> (variable, value)
     for var in sorted(env):
         if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        if var.startswith(SERVICE_ENV_PREFIX):
             continue
         name = _ENV_NAMES.get(var)
         if name is None:
