@@ -25,6 +25,7 @@ import sys
 
 from qgt.bench.calibrate import add_arguments as calibrate_args
 from qgt.bench.ooc import add_arguments as ooc_args
+from qgt.bench.pennylane import add_arguments as pennylane_args
 from qgt.bench.primitives import add_arguments as primitives_args
 from qgt.errors import EXIT_CHECKPOINTED, QgtError, UserError
 from qgt.obs.report import add_arguments as report_args
@@ -115,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the Qiskit primitives instead: a VQE loop of EstimatorV2 calls and a "
                    "parameterised QAOA SamplerV2 PUB, qgt against Aer's primitives")
     primitives_args(b.add_argument_group("Qiskit primitives (with --primitives)"))
+    b.add_argument("--pennylane", action="store_true",
+                   help="the PennyLane device instead: an adjoint gradient and the docs' "
+                   "classifier, qgt.qubit against lightning.qubit (--pl-only ooc: the "
+                   "out-of-core adjoint gradient)")
+    pennylane_args(b.add_argument_group("PennyLane (with --pennylane)"))
 
     c = sub.add_parser("calibrate", help="measure this machine's disk and memory bandwidth "
                        "(cached; qgt plan uses it to predict run times)")
@@ -255,6 +261,10 @@ def _cmd_bench(args) -> int:
         from qgt.bench.primitives import run_primitives_bench
 
         return run_primitives_bench(args)
+    if args.pennylane:
+        from qgt.bench.pennylane import run_pennylane_bench
+
+        return run_pennylane_bench(args)
     if args.out_of_core:
         from qgt.bench.ooc import run_ooc_bench
 
