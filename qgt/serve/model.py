@@ -1,0 +1,115 @@
+"""Task records: states, the allowed transitions and the validation of a submission.
+
+Called by the app (validate a POST /tasks body at once, so that a bad circuit is a 422
+and never a retried job), the stores (which transitions are legal) and the workers.
+
+    QUEUED --claim--> PENDING (Slurm queue) --> RUNNING --> DONE | ERROR
+       ^  |                 \\___________________/   |
+       |  +--cancel--> CANCELLED  <--cancel (CANCELLING while the ranks stop)
+       +--- requeue (lease lost, ranks crashed, attempts left) -----+
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+import time
+
+from qgt.errors import UserError
+
+QUEUED, PENDING, RUNNING, CANCELLING = "QUEUED", "PENDING", "RUNNING", "CANCELLING"
+DONE, ERROR, CANCELLED = "DONE", "ERROR", "CANCELLED"
+FINAL = frozenset({DONE, ERROR, CANCELLED})
+ACTIVE = frozenset({PENDING, RUNNING, CANCELLING})  # a worker holds the lease
+
+# The record's fields that are JSON (everything else is a plain string or number).
+JSON_FIELDS = ("request", "result", "progress")
+
+
+class Refused(Exception):
+    """A transition the record's current state or lease does not allow (a stale owner's
+    write, a cancel of a finished task).  ``state`` is the record's state."""
+
+    def __init__(self, message: str, state: str | None = None):
+        super().__init__(message)
+        self.state = state
+
+
+class StoreDown(Exception):
+    """The task store cannot be reached (the app answers 503)."""
+
+
+class BrokerDown(Exception):
+    """The broker cannot be reached (the app answers 503)."""
+
+
+def new_task_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(6)
+
+
+def body_digest(request: dict) -> str:
+    """What an Idempotency-Key is bound to: the same key with another body is a 422."""
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def new_record(task_id: str, request: dict, n_qubits: int) -> dict:
+    return {"task_id": task_id, "state": QUEUED, "request": request, "n_qubits": n_qubits,
+            "attempt": 0, "owner": "", "lease_expiry": 0.0, "submitted_at": time.time(),
+            "started_at": 0.0, "finished_at": 0.0, "error": "", "result": None,
+            "progress": None, "slurm_job_id": "", "pgid": 0, "host": ""}
+
+
+def validate(request: dict, cfg) -> int:
+    """Raise UserError (the app's 422) for what can never run; return the qubit count.
+
+    Parses the OpenQASM with qgt's own frontend, so the parser's message is what the user
+    sees, and checks the limits of ``cfg`` (qgt.serve.config)."""
+    from qgt.config import load_config
+    from qgt.frontend import load_circuit
+
+    lim = [("shots", request["shots"], cfg.limits_max_shots),
+           ("ranks", request["ranks"], cfg.limits_max_ranks)]
+    for what, value, top in lim:
+        if value > top:
+            raise UserError(f"{what}={value} is over this server's limit of {top}")
+    ranks = request["ranks"]
+    if ranks & (ranks - 1):
+        raise UserError(f"ranks must be a power of two, got {ranks}")
+    try:
+        load_config(env={}, overrides=request["config"], overrides_from="the task's config")
+    except UserError as e:
+        raise UserError(f"config: {e}") from None
+    with tempfile.TemporaryDirectory(prefix="qgt-serve-") as tmp:
+        path = os.path.join(tmp, "circuit.qasm")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(request["quantum_circuit"])
+        circ = load_circuit(path)
+    if circ.n_qubits > cfg.limits_max_qubits:
+        raise UserError(f"the circuit has {circ.n_qubits} qubits, over this server's limit "
+                        f"of {cfg.limits_max_qubits}")
+    for label in request["observables"]:
+        if len(label) != circ.n_qubits or set(label) - set("IXYZ"):
+            raise UserError(f"observable {label!r} must be {circ.n_qubits} characters of "
+                            f"I, X, Y, Z (rightmost is qubit 0)")
+    return circ.n_qubits
+
+
+def public_view(rec: dict) -> dict:
+    """GET /tasks/{id}: small, never the state vector (that is a file)."""
+    res = rec.get("result") or {}
+    out = {"task_id": rec["task_id"], "state": rec["state"], "attempt": rec["attempt"],
+           "n_qubits": rec["n_qubits"], "progress": rec.get("progress"),
+           "timings": {"submitted_at": rec["submitted_at"], "started_at": rec["started_at"],
+                       "finished_at": rec["finished_at"], **(res.get("timings") or {})}}
+    if rec.get("slurm_job_id"):
+        out["slurm_job_id"] = rec["slurm_job_id"]
+    if rec["error"]:
+        out["error"] = rec["error"]
+    if rec["state"] == DONE:
+        out["counts"] = res.get("counts", {})
+        out["expectation_values"] = res.get("expectation_values", {})
+        out["statevector"] = bool(res.get("statevector"))
+    return out
