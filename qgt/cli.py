@@ -8,6 +8,8 @@
     qgt calibrate        measure disk and memory bandwidth (used by qgt plan)
     qgt report R.json    which resource bound each step of a run (vs qgt calibrate)
     qgt timeline T.json  draw a run's --trace: one lane per rank and thread
+    qgt serve            HTTP service: submit circuits, fetch results by id (docs/service.md)
+    qgt worker           a deployment-mode worker of qgt serve (NATS + Redis, or Slurm)
 
 Exit status: 0 done, 2 user error, 70 internal error, 85 checkpointed after
 SIGTERM/SIGUSR1 (requeue and rerun with --resume).
@@ -140,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print a checkpoint's circuit hash, progress, ranks, layout, "
                        "size and checksum verdict.")
     i.add_argument("checkpoint", help="a ckpt-NNNNNN directory or the checkpoint_dir")
+
+    from qgt.serve.main import add_serve_arguments, add_worker_arguments
+
+    add_serve_arguments(sub.add_parser(
+        "serve", help="HTTP service: submit circuits, fetch results by id (docs/service.md)",
+        description="Run the HTTP submission service. Alone it needs no other server "
+        "(SQLite store, in-process workers); with --nats and --redis it queues tasks for "
+        "qgt worker processes."))
+    add_worker_arguments(sub.add_parser(
+        "worker", help="run tasks of a deployment-mode qgt serve (NATS + Redis)",
+        description="Pull tasks from the JetStream work queue and run them as qgt MPI jobs "
+        "on this host, or with --slurm as sbatch jobs."))
 
     t = sub.add_parser("topology", help="show the hwloc topology and planned rank bindings")
     t.add_argument("--ranks-per-node", type=int, default=1)
@@ -274,6 +288,18 @@ def _cmd_bench(args) -> int:
     return run_bench(args)
 
 
+def _cmd_serve(args) -> int:
+    from qgt.serve.main import serve_main
+
+    return serve_main(args)
+
+
+def _cmd_worker(args) -> int:
+    from qgt.serve.main import worker_main
+
+    return worker_main(args)
+
+
 def _cmd_calibrate(args) -> int:
     from qgt.bench.calibrate import main as calibrate_main
 
@@ -301,7 +327,8 @@ def main(argv=None) -> int:
     handler = {"run": _cmd_run, "plan": _cmd_plan, "topology": _cmd_topology,
                "bench": _cmd_bench, "inspect": _cmd_inspect,
                "calibrate": _cmd_calibrate, "report": _cmd_report,
-               "timeline": _cmd_timeline}[args.command]
+               "timeline": _cmd_timeline, "serve": _cmd_serve,
+               "worker": _cmd_worker}[args.command]
     try:
         return handler(args)
     except QgtError as e:

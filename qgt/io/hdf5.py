@@ -61,3 +61,20 @@ def read_state(master: str) -> np.ndarray:
     """Read the whole ``/state`` (small states only: tests and examples)."""
     with h5py.File(master, "r") as f:
         return f["state"][...]
+
+
+def write_standalone(master: str, dest: str, chunk: int = 1 << 20) -> str:
+    """Copy ``/state`` (and the master's attributes) into one self-contained file, chunk by
+    chunk: what a download must be (the master alone only points at the rank files).
+    Called by qgt.serve's workers for GET /tasks/{id}/statevector."""
+    tmp = dest + ".tmp"
+    with h5py.File(master, "r") as src, h5py.File(tmp, "w") as out:
+        state = src["state"]
+        ds = out.create_dataset("state", shape=state.shape, dtype=state.dtype,
+                                chunks=(min(state.shape[0], 1 << 16),), fletcher32=True)
+        for lo in range(0, state.shape[0], chunk):
+            ds[lo:lo + chunk] = state[lo:lo + chunk]
+        for k, v in src.attrs.items():
+            out.attrs[k] = v
+    os.replace(tmp, dest)
+    return dest
