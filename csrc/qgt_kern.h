@@ -86,6 +86,15 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
  * global base index (rank bits | local bits outside W) is base.  One thread. */
 int qgt_kern_apply_block(double *buf, uint64_t base, const qgt_kern_prog *prog);
 
+/* One sweep of the adjoint reverse pass (qgt_kern_adjsweep.c) on psi and lam
+ * together: inv holds the sweep's ops daggered in reverse order, der the
+ * derivative matrices M_j = A_j + I (same working set); derivative j is taken
+ * before inv op der_at[j] (non-decreasing).  out[2j], out[2j+1] get
+ * <lam| A_j |psi> for this slice. */
+int qgt_kern_adjoint_sweep(double *psi, double *lam, int L, uint64_t rank_base,
+                           const qgt_kern_prog *inv, const qgt_kern_prog *der,
+                           const int32_t *der_at, int nthreads, double *out);
+
 /* Reductions over one slice. */
 int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int32_t *bits,
                       int nb, double *out, int nthreads);

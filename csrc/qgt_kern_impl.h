@@ -238,6 +238,13 @@ QK_INLINE int qk_active(const qk_op *op, uint64_t base)
 void qk_apply_op(const qk_op *op, double *buf, int w, uint64_t base, uint64_t xfm,
                  uint64_t xfv);
 
+/* Units of a sweep (qgt_kern_sweep.c): copy unit bl (local bits outside W) between
+ * the slice and a buffer, in runs of 2^r amplitudes (whi: W's bits above the run);
+ * apply a whole program to one unit buffer. */
+void qk_gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int r);
+void qk_scatter(const double *buf, double *state, uint64_t bl, uint64_t whi, int r);
+void qk_run_unit(const qgt_kern_prog *p, double *buf, uint64_t base);
+
 /* kernels (qgt_kern_dense.c, qgt_kern_diag.c, qgt_kern_scalar.c) */
 void qk_d1h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
 void qk_move(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);

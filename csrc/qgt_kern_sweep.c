@@ -65,7 +65,7 @@ static int unit_active(const qgt_kern_prog *p, uint64_t base)
     return 0;
 }
 
-static void run_unit(const qgt_kern_prog *p, double *buf, uint64_t base)
+void qk_run_unit(const qgt_kern_prog *p, double *buf, uint64_t base)
 {
     for (size_t k = 0; k < p->nops; k++)
         if (qk_active(&p->ops[k], base))
@@ -101,7 +101,7 @@ static inline void prefetch_run(const double *p, size_t n)
         __builtin_prefetch(p + k, 0, 1);
 }
 
-static void gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int r)
+void qk_gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int r)
 {
     const size_t rl = (size_t)1 << r;
     /* runs longer than a page are left to the hardware prefetcher */
@@ -120,7 +120,7 @@ static void gather(double *buf, const double *state, uint64_t bl, uint64_t whi, 
     } while (f);
 }
 
-static void scatter(const double *buf, double *state, uint64_t bl, uint64_t whi, int r)
+void qk_scatter(const double *buf, double *state, uint64_t bl, uint64_t whi, int r)
 {
     const size_t rl = (size_t)1 << r;
     uint64_t f = 0;
@@ -202,10 +202,10 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
                 continue;
             double *b = inplace ? state + 2 * bl : buf;
             if (!inplace)
-                gather(b, state, bl, whi, r);
+                qk_gather(b, state, bl, whi, r);
             run_unit_split(p, b, base, nthreads);
             if (!inplace)
-                scatter(b, state, bl, whi, r);
+                qk_scatter(b, state, bl, whi, r);
         }
         free(buf);
         return QGT_KERN_OK;
@@ -235,11 +235,11 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
             if (!unit_active(p, base))
                 continue;
             if (inplace) {
-                run_unit(p, state + 2 * bl, base);
+                qk_run_unit(p, state + 2 * bl, base);
             } else {
-                gather(buf, state, bl, whi, r);
-                run_unit(p, buf, base);
-                scatter(buf, state, bl, whi, r);
+                qk_gather(buf, state, bl, whi, r);
+                qk_run_unit(p, buf, base);
+                qk_scatter(buf, state, bl, whi, r);
             }
         }
         free(buf);
@@ -253,6 +253,6 @@ int qgt_kern_apply_block(double *buf, uint64_t base, const qgt_kern_prog *p)
         return QGT_KERN_ERR_BAD_ARG;
     if (base & p->wmask)
         return QGT_KERN_ERR_BAD_BASE;
-    run_unit(p, buf, base);
+    qk_run_unit(p, buf, base);
     return QGT_KERN_OK;
 }

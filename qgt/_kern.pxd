@@ -41,6 +41,9 @@ cdef extern from "qgt_kern.h" nogil:
     int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog *prog,
                        int nthreads)
     int qgt_kern_apply_block(double *buf, uint64_t base, const qgt_kern_prog *prog)
+    int qgt_kern_adjoint_sweep(double *psi, double *lam, int L, uint64_t rank_base,
+                               const qgt_kern_prog *inv, const qgt_kern_prog *der,
+                               const int32_t *der_at, int nthreads, double *out)
     int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int32_t *bits,
                           int nb, double *out, int nthreads)
     int qgt_kern_pauli_expect(const double *state, int L, uint64_t rank_base, uint64_t xmask,

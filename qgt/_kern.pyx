@@ -281,6 +281,35 @@ def pauli_group(state, L, rank_base, xmask, zmasks, nthreads):
     return (re + 1j * im)[:k]
 
 
+def adjoint_sweep(psi, lam, L, rank_base, wmap, OpList inverse not None,
+                  OpList derivs not None, der_at, nthreads):
+    """One sweep of the adjoint reverse pass on psi and lam together
+    (csrc/qgt_kern_adjsweep.c): ``inverse`` is the sweep's ops daggered, last op
+    first; ``derivs`` the matrices A_j + I, taken before inverse op ``der_at[j]``.
+    Returns the complex <lam| A_j |psi> of this slice, one per derivative."""
+    cdef double *p = <double *>_data(psi, "psi", np.complex128, True)
+    cdef double *q = <double *>_data(lam, "lam", np.complex128, True)
+    cdef int L_ = _int(L, "L", 0, 62)
+    if psi.shape[0] != (1 << L_) or lam.shape[0] != (1 << L_):
+        raise InternalError(f"psi/lam have {psi.shape[0]}/{lam.shape[0]} amplitudes, "
+                            f"expected 2^{L_}")
+    at = np.ascontiguousarray(der_at, dtype=np.int32)
+    if at.shape[0] != len(derivs):
+        raise InternalError(f"{at.shape[0]} positions for {len(derivs)} derivatives")
+    cdef const int32_t[::1] av = at if at.shape[0] else np.zeros(1, dtype=np.int32)
+    out = np.zeros(max(1, len(derivs)), dtype=np.complex128)
+    cdef double *o = <double *>cnp.PyArray_DATA(out)
+    cdef uint64_t rb = _u64(rank_base, "rank_base")
+    cdef int nt = _int(nthreads, "nthreads", 1, 1024)
+    cdef _Prog pi = inverse._prog_for(wmap)
+    cdef _Prog pd = derivs._prog_for(wmap)
+    cdef int rc
+    with nogil:
+        rc = qgt_kern_adjoint_sweep(p, q, L_, rb, pi.ptr, pd.ptr, &av[0], nt, o)
+    _check(rc)
+    return out[:len(derivs)]
+
+
 def transition(bra, ket, L, rank_base, targets, diag, mat, ctrl_mask, ctrl_val, nthreads):
     """<bra| A |ket> over this slice (csrc/qgt_kern_adjoint.c): A on ``targets`` (a
     2^k x 2^k matrix, or 2^k diagonal entries when ``diag``), where the global index

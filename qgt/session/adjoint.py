@@ -54,6 +54,18 @@ def _dagger(op: PhysOp) -> PhysOp:
                   name=op.name)
 
 
+def _plus_identity(op: PhysOp, amat: np.ndarray) -> PhysOp:
+    """A + I on the op's targets and controls: the form qgt_kern_adjoint_sweep takes
+    (kernels leave amplitudes outside an op's support as they are, so <l|(A+I)p - p>
+    is <l|A|p> on the support alone)."""
+    a = np.array(amat, dtype=complex)
+    if op.kind == DIAG:
+        a = a + 1.0
+    else:
+        a = a + np.eye(a.shape[0])
+    return PhysOp(op.kind, op.targets, a, op.ctrl_mask, op.ctrl_val, name="derivative")
+
+
 def _slots_by_parameter(template) -> dict[int, list]:
     """Parameter index -> the template slots (parametric instructions) it enters."""
     from qiskit.circuit import ParameterExpression
@@ -152,7 +164,8 @@ class Adjoint:
 
     def __init__(self, engine, lam_engine, comm, threads: int):
         self.psi, self.lam = engine, lam_engine
-        self.comm, self.threads = comm, threads
+        # a small slice runs on one thread (the engine's choice, SMALL_SLICE_BITS)
+        self.comm, self.threads = comm, min(threads, getattr(engine, "threads", threads))
         self.L = engine.L
         self.base_index = engine.base
 
@@ -211,22 +224,29 @@ class Adjoint:
             if psi.storage == "ssd":
                 self._ooc_sweep_back(s, step, derivs, grad)
                 continue
-            pending: list[PhysOp] = []
-            for o in range(len(step.ops) - 1, -1, -1):
-                op = step.ops[o]
-                terms = derivs.get((s, o))
-                if terms:
-                    self._apply(step, pending)
-                    pending = []
-                    t = time.perf_counter()
-                    for k, amat in terms:
-                        grad[k] += _kern.transition(
-                            lam.state, psi.state, self.L, self.base_index, list(op.targets),
-                            op.kind == DIAG, amat, op.ctrl_mask, op.ctrl_val, self.threads)
-                    psi.timings["reductions"] += time.perf_counter() - t
-                pending.append(_dagger(op))
-            self._apply(step, pending)
+            self._sweep_back(s, step, derivs, grad)
         return grad
+
+    def _sweep_back(self, s: int, step: Sweep, derivs: dict, grad: np.ndarray) -> None:
+        """One RAM sweep backwards in one cache-blocked pass over psi and lambda
+        (csrc/qgt_kern_adjsweep.c): the daggered ops last first, each op's derivatives
+        taken just before its dagger is applied."""
+        n = len(step.ops)
+        inverse, ders, at, params = [], [], [], []
+        for k, o in enumerate(range(n - 1, -1, -1)):
+            op = step.ops[o]
+            for j, amat in derivs.get((s, o), ()):
+                ders.append(_plus_identity(op, amat))
+                at.append(k)
+                params.append(j)
+            inverse.append(_dagger(op))
+        t = time.perf_counter()
+        sums = _kern.adjoint_sweep(self.psi.state, self.lam.state, self.L, self.base_index,
+                                   list(step.wbits), pack(inverse), pack(ders), at,
+                                   self.threads)
+        np.add.at(grad, params, sums)
+        self.psi.timings["compute"] += time.perf_counter() - t
+        self.psi.passes += 1
 
     # ---- out of core: both page stores, group by group ----------------------------
     #
@@ -309,13 +329,6 @@ class Adjoint:
             psi._write_group(pages[g], bp)
             lam._write_group(pages[g], bl)
         del vmask
-
-    def _apply(self, step: Sweep, ops: list[PhysOp]) -> None:
-        if not ops:
-            return
-        inverse = Sweep(step.wbits, tuple(ops))
-        self.psi._sweep(inverse)
-        self.lam._sweep(inverse)
 
     def jacobian(self, plan, derivs, n_params: int, rows) -> tuple[np.ndarray, dict]:
         """Rows of coefficients over the labels -> (rows, parameters) gradients; the
