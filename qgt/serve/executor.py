@@ -80,7 +80,9 @@ def read_result(path: str) -> dict:
         res = json.load(f)
     keep = ("counts", "expectation_values", "timings", "n_qubits", "ranks", "shots", "seed",
             "statevector")
-    return {k: res.get(k) for k in keep}
+    out = {k: res.get(k) for k in keep}
+    out["resumed_from"] = (res.get("metadata") or {}).get("resumed_from")
+    return out
 
 
 class GroupJob:

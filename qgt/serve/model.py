@@ -112,4 +112,5 @@ def public_view(rec: dict) -> dict:
         out["counts"] = res.get("counts", {})
         out["expectation_values"] = res.get("expectation_values", {})
         out["statevector"] = bool(res.get("statevector"))
+        out["resumed_from_checkpoint"] = bool(res.get("resumed_from"))
     return out

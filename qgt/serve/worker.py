@@ -5,7 +5,8 @@ deployment worker (qgt.serve.nats_worker).  ``Runner.run(task_id)`` returns what
 broker should do with the delivery:
 
     "ack"      the task reached a final state (or already had one): acknowledge
-    "requeue"  the attempt failed and attempts remain: deliver again later
+    "requeue"  the attempt failed and attempts remain (or the store is down): deliver
+               again later
     "later"    another live owner holds the lease: deliver again after it could expire
     "lost"     our lease passed (a stale worker): touch nothing, the new owner acks
 
@@ -54,7 +55,7 @@ class Runner:
                 return fn(*args, **kw)
             except StoreDown:
                 if time.time() > deadline:
-                    raise Refused("the store was unreachable for longer than the lease") from None
+                    raise
                 time.sleep(0.5)
 
     def claim(self, task_id: str) -> dict:
@@ -67,6 +68,8 @@ class Runner:
             rec = self.claim(task_id)
         except Refused as e:
             return "later" if e.state in ACTIVE else "ack"
+        except StoreDown:
+            return "requeue"  # never acknowledge what the store has not seen
         return self.run_claimed(rec, on_beat)
 
     def run_claimed(self, rec: dict, on_beat=None) -> str:
@@ -117,7 +120,7 @@ class Runner:
         try:
             self._write(self.store.finish, rec["task_id"], self.owner, rec["attempt"], state,
                         **kw)
-        except Refused as e:
+        except (Refused, StoreDown) as e:
             log.warning("task %s: result not recorded: %s", rec["task_id"], e)
             return "lost"
         return "ack"
@@ -126,7 +129,7 @@ class Runner:
         try:
             new = self._write(self.store.requeue, rec["task_id"], self.owner, rec["attempt"],
                               self.cfg.worker_attempt_limit, error)
-        except Refused:
+        except (Refused, StoreDown):
             return "lost"
         return "requeue" if new["state"] == QUEUED else "ack"
 
