@@ -241,3 +241,67 @@ def service_factory(tmp_path):
     yield make
     for s in made:
         s.stop()
+
+
+class Deployment:
+    """nats-server + redis-server + ``qgt serve --nats --redis`` + ``qgt worker``s."""
+
+    def __init__(self, tmp: Path, workers: int = 2, **settings):
+        self.tmp = tmp
+        self.nats, self.nats_url, self.nats_mon = nats_server(tmp)
+        self.redis, self.redis_url, self.redis_port = redis_server(tmp)
+        settings.update(nats_url=self.nats_url, redis_url=self.redis_url)
+        settings.setdefault("server_data_dir", str(tmp / "data"))
+        settings.setdefault("worker_lease_seconds", 3)
+        self.settings = settings
+        self.service = Service(tmp, **settings)
+        self.workers = [self.worker(i) for i in range(workers)]
+
+    def worker(self, i: int, *flags: str) -> Proc:
+        return Proc(f"worker{i}", [QGT, "worker", *flags], self.tmp,
+                    serve_env(worker_default_ranks=1, **self.settings))
+
+    def start(self) -> Deployment:
+        start_nats(self.nats, self.nats_mon)
+        start_redis(self.redis, self.redis_port)
+        self.service.start()
+        for w in self.workers:
+            w.start()
+        wait_until(lambda: self.service.client.get("/health").json()["workers"]["count"] ==
+                   len(self.workers), 60, "the workers to register")
+        return self
+
+    def store(self):
+        from qgt.serve.store.redis import RedisStore
+
+        return RedisStore(self.redis_url)
+
+    def owner_proc(self, task_id: str) -> Proc:
+        """The worker process whose lease the task is under."""
+        owner = self.store().get(task_id)["owner"]
+        pid = int(owner.rsplit("-", 1)[1])
+        return next(w for w in self.workers if w.proc and w.proc.pid == pid)
+
+    def stop(self) -> None:
+        self.service.stop()
+        for w in self.workers:
+            w.signal(signal.SIGCONT)
+            w.stop()
+        self.nats.stop()
+        self.redis.stop()
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    need("nats-server")
+    need("redis-server")
+    made: list = []
+
+    def make(**settings) -> Deployment:
+        d = Deployment(tmp_path, **settings)
+        made.append(d)
+        return d.start()
+
+    yield make
+    for d in made:
+        d.stop()
