@@ -246,7 +246,8 @@ def service_factory(tmp_path):
 class Deployment:
     """nats-server + redis-server + ``qgt serve --nats --redis`` + ``qgt worker``s."""
 
-    def __init__(self, tmp: Path, workers: int = 2, **settings):
+    def __init__(self, tmp: Path, workers: int = 2, worker_flags=(), worker_env=None,
+                 **settings):
         self.tmp = tmp
         self.nats, self.nats_url, self.nats_mon = nats_server(tmp)
         self.redis, self.redis_url, self.redis_port = redis_server(tmp)
@@ -255,11 +256,11 @@ class Deployment:
         settings.setdefault("worker_lease_seconds", 3)
         self.settings = settings
         self.service = Service(tmp, **settings)
-        self.workers = [self.worker(i) for i in range(workers)]
+        self.workers = [self.worker(i, *worker_flags, env=worker_env) for i in range(workers)]
 
-    def worker(self, i: int, *flags: str) -> Proc:
+    def worker(self, i: int, *flags: str, env: dict | None = None) -> Proc:
         return Proc(f"worker{i}", [QGT, "worker", *flags], self.tmp,
-                    serve_env(worker_default_ranks=1, **self.settings))
+                    {**serve_env(worker_default_ranks=1, **self.settings), **(env or {})})
 
     def start(self) -> Deployment:
         start_nats(self.nats, self.nats_mon)

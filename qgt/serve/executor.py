@@ -43,21 +43,27 @@ def prepare(data_dir: str, rec: dict) -> str:
     return d
 
 
-def qgt_run_args(rec: dict, d: str, every_steps: int, attempt: int) -> list[str]:
-    """The ``qgt run`` arguments of one attempt (also used by the Slurm dispatch)."""
-    req = rec["request"]
-    args = [os.path.join(d, "circuit.qasm"), "--shots", str(req["shots"]),
-            "--seed", str(req["seed"]), "--output", os.path.join(d, f"result-{attempt}.json"),
-            "--progress", "--set", "progress_interval=1s"]
+def run_options(req: dict) -> list[str]:
+    """The ``qgt run`` options every dispatch passes: shots, seed, observables, settings."""
+    args = ["--shots", str(req["shots"]), "--seed", str(req["seed"]), "--progress",
+            "--set", "progress_interval=1s"]
     for label in req["observables"]:
         args += ["--observable", label]
+    for k, v in req["config"].items():
+        args += ["--set", f"{k}={v}"]
+    return args
+
+
+def qgt_run_args(rec: dict, d: str, every_steps: int, attempt: int) -> list[str]:
+    """The ``qgt run`` arguments of one process-group attempt."""
+    req = rec["request"]
+    args = [os.path.join(d, "circuit.qasm"), *run_options(req),
+            "--output", os.path.join(d, f"result-{attempt}.json")]
     if req["keep_state"]:
         args += ["--statevector", os.path.join(d, f"state-{attempt}.h5")]
     if every_steps:
         args += ["--set", f"checkpoint_dir={os.path.join(d, 'ckpt')}",
                  "--set", f"checkpoint_every_steps={every_steps}", "--set", "resume=true"]
-    for k, v in req["config"].items():
-        args += ["--set", f"{k}={v}"]
     return args
 
 
@@ -85,42 +91,20 @@ def read_result(path: str) -> dict:
     return out
 
 
-class GroupJob:
-    """A running attempt; ``poll()`` is None while it runs, else its exit status."""
+class Job:
+    """What a worker needs of a running attempt, whatever runs it: ``wait``, ``kill``,
+    ``identity`` and ``status`` (recorded in heartbeats), ``progress``, ``outcome``.
+    Subclasses set ``log_path`` (qgt's output) and ``result_path``."""
 
-    def __init__(self, rec: dict, d: str, every_steps: int):
-        self.dir = d
-        self.attempt = rec["attempt"]
-        ranks = rec["request"]["ranks"]
-        self.log_path = os.path.join(d, f"log-{self.attempt}.txt")
-        cmd = [sys.executable, "-m", "qgt.serve.reaper", str(os.getpid()), "--",
-               _bin("mpiexec"), "-n", str(ranks), _bin("qgt"), "run",
-               *qgt_run_args(rec, d, every_steps, self.attempt)]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=d, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, env=child_env(),
-                                         start_new_session=True)
-        self.pgid = self.proc.pid
+    log_path = result_path = ""
+    keep_state = False
+    dir = ""
 
     def identity(self) -> dict:
-        """Recorded with the first heartbeat: which process group holds the ranks."""
-        return {"pgid": self.pgid}
+        return {}
 
     def status(self) -> dict:
         return {}
-
-    def wait(self, timeout: float) -> int | None:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill(self) -> None:
-        try:
-            os.killpg(self.pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=30)
 
     def progress(self) -> dict | None:
         """The last progress line qgt printed: step, n_steps, percent, phase."""
@@ -150,14 +134,53 @@ class GroupJob:
     def outcome(self, rc: int) -> tuple[str, object]:
         """("done", result) | ("user_error", message) | ("failed", message)."""
         if rc == 0:
-            res = read_result(os.path.join(self.dir, f"result-{self.attempt}.json"))
-            if res.get("statevector"):
+            res = read_result(self.result_path)
+            if res.get("statevector") and self.keep_state:
                 from qgt.io.hdf5 import write_standalone
 
                 res["statevector"] = write_standalone(
                     res["statevector"], os.path.join(self.dir, "state.h5"))
+            else:
+                res["statevector"] = None
             return "done", res
         if rc == USER_ERROR:
             return "user_error", self.tail()
         what = "checkpointed and stopped" if rc == EXIT_CHECKPOINTED else f"exit status {rc}"
         return "failed", f"the ranks failed ({what}): {self.tail()}"
+
+
+class GroupJob(Job):
+    """An attempt as ``mpiexec`` under the reaper, in its own process group."""
+
+    def __init__(self, rec: dict, d: str, every_steps: int):
+        self.dir = d
+        self.attempt = rec["attempt"]
+        self.keep_state = rec["request"]["keep_state"]
+        ranks = rec["request"]["ranks"]
+        self.log_path = os.path.join(d, f"log-{self.attempt}.txt")
+        self.result_path = os.path.join(d, f"result-{self.attempt}.json")
+        cmd = [sys.executable, "-m", "qgt.serve.reaper", str(os.getpid()), "--",
+               _bin("mpiexec"), "-n", str(ranks), _bin("qgt"), "run",
+               *qgt_run_args(rec, d, every_steps, self.attempt)]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, cwd=d, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=child_env(),
+                                         start_new_session=True)
+        self.pgid = self.proc.pid
+
+    def identity(self) -> dict:
+        """Recorded with the first heartbeat: which process group holds the ranks."""
+        return {"pgid": self.pgid}
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
