@@ -24,6 +24,7 @@ import time
 
 from qgt.serve.executor import GroupJob, prepare
 from qgt.serve.model import ACTIVE, CANCELLED, CANCELLING, DONE, ERROR, QUEUED, Refused, StoreDown
+from qgt.serve.session_job import SessionJob, SessionPool, fits_session
 
 log = logging.getLogger("qgt.serve")
 
@@ -41,10 +42,16 @@ class Runner:
         self.cfg = cfg
         self.owner = owner
         self.lease = cfg.worker_lease_seconds
-        self.start_job = start_job or (
-            lambda rec, d: GroupJob(rec, d, cfg.worker_checkpoint_every_steps))
+        self.sessions = SessionPool()
+        self.start_job = start_job or self._local_job
         self.busy = 0
         self._lock = threading.Lock()
+
+    def _local_job(self, rec: dict, d: str):
+        """Small tasks on the worker's persistent ranks, the rest as their own mpiexec."""
+        if fits_session(rec, self.cfg.worker_session_max_qubits):
+            return SessionJob(rec, d, self.sessions)
+        return GroupJob(rec, d, self.cfg.worker_checkpoint_every_steps)
 
     def _write(self, fn, *args, **kw):
         """A status change that survives a short store outage: retried until it lands or
