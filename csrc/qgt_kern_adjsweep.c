@@ -54,29 +54,44 @@ static void dot_diff(const double *l, const double *t, const double *p, size_t n
     acc[1] += im;
 }
 
+/* apply source op k of p (its compiled ops) to buf; whether any of them acted */
+static int apply_source(const qgt_kern_prog *p, size_t k, double *buf, uint64_t base)
+{
+    int acted = 0;
+    for (size_t c = p->first[k]; c < p->first[k + 1]; c++)
+        if (qk_active(&p->ops[c], base)) {
+            qk_apply_op(&p->ops[c], buf, p->w, base, 0, 0);
+            acted = 1;
+        }
+    return acted;
+}
+
+static int source_active(const qgt_kern_prog *p, size_t k, uint64_t base)
+{
+    for (size_t c = p->first[k]; c < p->first[k + 1]; c++)
+        if (qk_active(&p->ops[c], base))
+            return 1;
+    return 0;
+}
+
 static void adjoint_unit(const qgt_kern_prog *inv, const qgt_kern_prog *der,
                          const int32_t *der_at, double *bp, double *bl, double *bt,
                          uint64_t base, double *acc)
 {
-    const int w = inv->w;
-    const size_t n = (size_t)1 << w;
+    const size_t n = (size_t)1 << inv->w;
     size_t j = 0;
-    for (size_t k = 0; k <= inv->nops; k++) {
-        for (; j < der->nops && (size_t)der_at[j] == k; j++) {
-            const qk_op *m = &der->ops[j];
-            if (!qk_active(m, base))
+    for (size_t k = 0; k <= inv->nsrc; k++) {
+        for (; j < der->nsrc && (size_t)der_at[j] == k; j++) {
+            if (!source_active(der, j, base))
                 continue; /* M is the identity here: A vanishes on this unit */
             memcpy(bt, bp, 16 * n);
-            qk_apply_op(m, bt, w, base, 0, 0);
+            apply_source(der, j, bt, base);
             dot_diff(bl, bt, bp, n, acc + 2 * j);
         }
-        if (k == inv->nops)
+        if (k == inv->nsrc)
             break;
-        const qk_op *u = &inv->ops[k];
-        if (qk_active(u, base)) {
-            qk_apply_op(u, bp, w, base, 0, 0);
-            qk_apply_op(u, bl, w, base, 0, 0);
-        }
+        if (apply_source(inv, k, bp, base))
+            apply_source(inv, k, bl, base);
     }
 }
 
@@ -84,7 +99,7 @@ int qgt_kern_adjoint_sweep(double *psi, double *lam, int L, uint64_t rank_base,
                            const qgt_kern_prog *inv, const qgt_kern_prog *der,
                            const int32_t *der_at, int nthreads, double *out)
 {
-    if (!psi || !lam || psi == lam || !inv || !der || (der->nops && (!der_at || !out)) ||
+    if (!psi || !lam || psi == lam || !inv || !der || (der->nsrc && (!der_at || !out)) ||
         L < 0 || L > 62 || nthreads < 1 || nthreads > 1024)
         return QGT_KERN_ERR_BAD_ARG;
     if (rank_base & qk_lowmask(L))
@@ -92,10 +107,10 @@ int qgt_kern_adjoint_sweep(double *psi, double *lam, int L, uint64_t rank_base,
     const int w = inv->w;
     if (w > L || (w && inv->wmap[w - 1] >= L) || der->w != w || der->wmask != inv->wmask)
         return QGT_KERN_ERR_BAD_WMAP;
-    for (size_t j = 0; j < der->nops; j++)
-        if (der_at[j] < 0 || (size_t)der_at[j] > inv->nops || (j && der_at[j] < der_at[j - 1]))
+    for (size_t j = 0; j < der->nsrc; j++)
+        if (der_at[j] < 0 || (size_t)der_at[j] > inv->nsrc || (j && der_at[j] < der_at[j - 1]))
             return QGT_KERN_ERR_BAD_ARG;
-    const size_t nd = der->nops;
+    const size_t nd = der->nsrc;
     if (nd)
         memset(out, 0, 2 * nd * sizeof(double));
     const uint64_t om = qk_lowmask(L) & ~inv->wmask;

@@ -41,6 +41,7 @@ void qgt_kern_prog_free(qgt_kern_prog *prog)
     for (size_t i = 0; i < prog->nops; i++)
         op_free(&prog->ops[i]);
     free(prog->ops);
+    free(prog->first);
     free(prog);
 }
 
@@ -480,8 +481,16 @@ int qgt_kern_compile(const qgt_kern_op *ops, size_t nops, int w, const int32_t *
         return QGT_KERN_ERR_NOMEM;
     }
     memset(p->ops, 0, cap * sizeof(qk_op));
+    p->first = malloc((nops + 1) * sizeof(size_t));
+    if (!p->first) {
+        free(p->ops);
+        free(p);
+        return QGT_KERN_ERR_NOMEM;
+    }
+    p->nsrc = nops;
     for (size_t i = 0; i < nops; i++) {
         size_t n = 0;
+        p->first[i] = p->nops;
         int rc = compile_expand(&ops[i], pos, wmap, w, &p->ops[p->nops], &n);
         p->nops += n;
         if (rc != QGT_KERN_OK) {
@@ -490,6 +499,7 @@ int qgt_kern_compile(const qgt_kern_op *ops, size_t nops, int w, const int32_t *
             return rc;
         }
     }
+    p->first[nops] = p->nops;
     *out = p;
     return QGT_KERN_OK;
 }

@@ -213,6 +213,9 @@ struct qgt_kern_prog {
     int32_t wmap[64];
     size_t nops;
     qk_op *ops;
+    /* source op i (as given to qgt_kern_compile) compiled to ops[first[i] .. first[i+1]) */
+    size_t nsrc;
+    size_t *first;
 };
 
 /* Per-unit decisions shared by sweep and apply_block. */

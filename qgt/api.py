@@ -55,13 +55,14 @@ def _load(circuit) -> tuple:
 
 
 def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per_node: int = 1,
-             threads: int = 1):
-    """The plan for ``ranks`` ranks on the tier the configuration and RAM call for."""
+             threads: int = 1, adjoint: bool = False):
+    """The plan for ``ranks`` ranks on the tier the configuration and RAM call for
+    (``adjoint``: room for a second state, qgt.session.adjoint)."""
     from qgt.plan.support import support_log2, widest
 
     support = support_log2(circ)
     ssd = choose_tier(cfg, circ.n_qubits, ranks, ranks_per_node, threads, support,
-                      widest(circ, observables))
+                      widest(circ, observables), adjoint)
     plan = make_plan(circ, ranks, cfg.block_qubits, cfg.page_qubits, list(observables),
                      cfg.fusion_max_qubits if cfg.fusion else 1, done=done, ssd=ssd)
     plan.decisions["support_log2"] = support  # the capacity preflight sizes pages by it
@@ -202,7 +203,9 @@ class _Run:
     trace: str | None = None  # simulate(trace=...): the trace-event JSON to write
 
 
-def _engine(plan, comm, threads: int, cfg: Config, rng):
+def _engine(plan, comm, threads: int, cfg: Config, rng, prefetch_depth: int | None = None):
+    """This rank's engine for ``plan``: RAM, or pages on disk (``prefetch_depth``
+    overrides the configuration's, e.g. 0 for a store only read in whole groups)."""
     from qgt.runtime.engine import Engine
 
     if not plan.page_floor:
@@ -212,7 +215,8 @@ def _engine(plan, comm, threads: int, cfg: Config, rng):
     err, engine = None, None
     try:
         engine = OocEngine(plan, comm, threads, rng, scratch_dir(cfg), cfg.direct_io,
-                           cfg.sparse_pages, cfg.prefetch_depth, cfg.huge_pages)
+                           cfg.sparse_pages, cfg.prefetch_depth if prefetch_depth is None
+                           else prefetch_depth, cfg.huge_pages)
     except UserError as e:
         err = f"rank {comm.rank}: {e}"
     err = comm.agree(err)

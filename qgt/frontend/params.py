@@ -272,8 +272,13 @@ def _same_shape(a, b) -> bool:
 def fingerprint(qc: QuantumCircuit) -> str:
     """A hash of the circuit's structure: instructions, bits and parameters *as written*
     (a Parameter by name, a number by value).  Two circuits with the same fingerprint
-    lower to the same template, so the plan cache keys on it."""
+    lower to the same template, so the plan cache keys on it.  A circuit qgt built and
+    never changes (the PennyLane device's) carries its fingerprint already."""
     import hashlib
+
+    known = getattr(qc, "_qgt_fingerprint", None)
+    if known is not None:
+        return known
 
     h = hashlib.sha256(repr((qc.num_qubits, qc.num_clbits, _param_key(qc.global_phase),
                              [p.name for p in qc.parameters])).encode())

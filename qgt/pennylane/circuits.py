@@ -48,15 +48,17 @@ def _angles(op) -> list[float]:
 
 def structure_key(tape, wire_order, measured: bool) -> tuple:
     """Tapes with equal keys differ only in their angles: one task, many value sets."""
-    parts = []
-    for op in tape.operations:
-        if op.name not in GATES and op.name != "Rot":  # matrices: their values
-            data = tuple(np.round(np.concatenate([np.ravel(p) for p in op.parameters] or [[]]),
-                                  15).tolist())
-        else:
-            data = len(op.parameters)
-        parts.append((op.name, tuple(op.wires), data))
-    return (tuple(wire_order), tuple(parts), measured)
+    return (tuple(wire_order), tuple(_op_key(op) for op in tape.operations), measured)
+
+
+def _op_key(op) -> tuple:
+    """A gate by name, wires and number of angles; any other op with its values too."""
+    if op.name not in GATES and op.name != "Rot":  # matrices: their values
+        data = tuple(np.round(np.concatenate([np.ravel(p) for p in op.parameters] or [[]]),
+                              15).tolist())
+    else:
+        data = len(op.parameters)
+    return (op.name, tuple(op.wires), data)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Converted:
     # per tape parameter (ops' data in order): its Parameter's index, None for data qgt
     # does not differentiate (matrices), -1 for a global phase (no effect on <O>)
     param_of: list = field(default_factory=list)
+    structure: tuple = ()  # structure_key(...) when a Converter made it
 
 
 def to_qiskit(tape, wire_order, measure: bool = False, extra_ops=()) -> Converted:
@@ -122,6 +125,34 @@ def to_qiskit(tape, wire_order, measure: bool = False, extra_ops=()) -> Converte
         for q in range(n):
             qc.measure(q, creg[q])
     return Converted(qc, values, param_of[:sum(len(op.data) for op in tape.operations)])
+
+
+class Converter:
+    """``to_qiskit`` with a cache by structure: a tape whose structure was converted
+    before reuses that circuit (the same object, whose fingerprint the plan cache then
+    reads without hashing it again) and only its angles are read off the tape."""
+
+    def __init__(self, size: int = 64):
+        self._cache: dict = {}
+        self._size = size
+
+    def __call__(self, tape, wire_order, measure: bool = False, extra_ops=()) -> Converted:
+        key = (structure_key(tape, wire_order, measure),
+               tuple(_op_key(o) for o in extra_ops))
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = to_qiskit(tape, wire_order, measure, extra_ops)
+            hit.structure = key[0]
+            from qgt.frontend.params import fingerprint
+
+            hit.circuit._qgt_fingerprint = fingerprint(hit.circuit)  # never mutated
+            if len(self._cache) >= self._size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = hit
+            return hit
+        values = [a for op in list(tape.operations) + list(extra_ops)
+                  if op.name in GATES or op.name == "Rot" for a in _angles(op)]
+        return Converted(hit.circuit, values, hit.param_of, key[0])
 
 
 def pauli_label(word, wire_order) -> str | None:

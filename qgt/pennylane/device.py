@@ -103,7 +103,7 @@ def pauli_sentence(obs):
 class _Prepared:
     """One tape turned into what the session runs, and how to read its Result."""
 
-    def __init__(self, tape, wire_order):
+    def __init__(self, tape, wire_order, converter=None):
         self.tape = tape
         self.wires = wire_order
         self.shots = int(tape.shots.total_shots or 0)
@@ -129,9 +129,11 @@ class _Prepared:
                         label = conv.pauli_label(word, wire_order)
                         if label is not None:
                             self.labels[label] = None
-        self.converted = conv.to_qiskit(tape, wire_order, measure=bool(self.shots),
-                                        extra_ops=extra)
-        self.key = (conv.structure_key(tape, wire_order, bool(self.shots)),
+        self.converted = (converter or conv.to_qiskit)(tape, wire_order,
+                                                       measure=bool(self.shots),
+                                                       extra_ops=extra)
+        self.key = (self.converted.structure or
+                    conv.structure_key(tape, wire_order, bool(self.shots)),
                     tuple(self.labels), self.shots, self.state, len(extra))
         if extra:  # the rotations belong to the structure
             self.key += (tuple((o.name, tuple(o.wires)) for o in extra),)
@@ -219,6 +221,7 @@ class QgtDevice(Device):
         self._seed = seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
         self._session: Session | None = None
+        self._converter = conv.Converter()
 
     @property
     def config(self):
@@ -310,7 +313,7 @@ class QgtDevice(Device):
         return qc.num_qubits - (size - 1).bit_length() < width
 
     def _run(self, circuits, cotangents=None, adjoint=False):
-        prepared = [_Prepared(t, self._wire_order(t)) for t in circuits]
+        prepared = [_Prepared(t, self._wire_order(t), self._converter) for t in circuits]
         rows = None
         if adjoint:
             for p in prepared:
@@ -339,7 +342,8 @@ class QgtDevice(Device):
                     "plan_cache_hits": int(bool(res.metadata.get("plan_cache", {}).get("hit"))),
                     "plan_seconds": float(t.get("plan", 0.0)),
                     "compute_seconds": float(t.get("compute", 0.0) + t.get("reductions", 0.0)),
-                    "communication_seconds": float(t.get("communication", 0.0))}
+                    "communication_seconds": float(t.get("communication", 0.0)),
+                    **_io(res.metadata)}
             if tape.shots:
                 info["shots"] = tape.shots.total_shots
             self.tracker.update(**info)
@@ -386,6 +390,16 @@ class QgtDevice(Device):
         cots = [np.atleast_1d(np.asarray(c, dtype=float)).ravel() for c in cotangents]
         results, jacs = self._jacobians(circuits, cots)
         return tuple(results), tuple(tuple(np.array(v) for v in j[0]) for j in jacs)
+
+
+def _io(meta: dict) -> dict:
+    """Passes over the state (rank 0's; the adjoint pass's included) and bytes read and
+    written on the SSD tier (all ranks) of one run."""
+    runs = [meta.get("io") or [], meta.get("adjoint_io") or []]
+    adj = runs[1][0] if runs[1] else {}
+    return {"passes": int(meta.get("passes", 0)) + int(adj.get("passes", 0)),
+            "bytes_read": int(sum(r.get("read", 0) for rr in runs for r in rr)),
+            "bytes_written": int(sum(r.get("written", 0) for rr in runs for r in rr))}
 
 
 def _jacobian_shape(jac: np.ndarray):

@@ -48,9 +48,15 @@ def ssd_bytes(group_bits: int, pbits: int, cfg) -> int:
     return (cfg.prefetch_depth + 2) * (AMP << group_bits) + 4 * (AMP << pbits)
 
 
+ADJOINT_GROUPS = 2  # lambda's engine beside psi's on the SSD tier: two group buffers
+
+
 def choose_tier(cfg, n_qubits: int, ranks: int, ranks_per_node: int, threads: int,
-                support: int | None = None, widest: int = 1) -> tuple[int, int] | None:
+                support: int | None = None, widest: int = 1,
+                adjoint: bool = False) -> tuple[int, int] | None:
     """None for RAM, else (page bits, group bits) sized so the ring fits the budget.
+    An ``adjoint`` run holds a second state (lambda): twice the RAM tier's slice, or on
+    the SSD tier ``ADJOINT_GROUPS`` more group buffers.
 
     ``support`` is log2 of a bound on the non-zero amplitudes (``qgt.plan.support``).
     When the state can never have an amplitude in more than a sliver of its pages, a
@@ -60,11 +66,14 @@ def choose_tier(cfg, n_qubits: int, ranks: int, ranks_per_node: int, threads: in
 
     local = n_qubits - check_ranks(n_qubits, ranks)  # a bad rank count is a user error
     limit, _ = memory_limit(cfg, ranks_per_node)
-    if cfg.storage == "ram" or (cfg.storage == "auto" and ram_bytes(local, cfg, threads) <= limit):
+    states = 2 if adjoint else 1
+    if cfg.storage == "ram" or (cfg.storage == "auto" and
+                                states * ram_bytes(local, cfg, threads) <= limit):
         return None
     p = page_bits(cfg, local)
-    budget = limit - 4 * (AMP << p) - threads * (AMP << cfg.block_qubits)
-    per_group = budget // ((cfg.prefetch_depth + 2) * AMP)
+    budget = limit - 4 * states * (AMP << p) - threads * (AMP << cfg.block_qubits)
+    rings = cfg.prefetch_depth + 2 + (ADJOINT_GROUPS if adjoint else 0)
+    per_group = budget // (rings * AMP)
     group = min(local, max(p, per_group.bit_length() - 1 if per_group > 0 else p))
     if support is not None and sparse_state(cfg, support, local, p):
         group = min(group, p + max(widest, SPARSE_GROUP_EXTRA))

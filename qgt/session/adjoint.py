@@ -120,13 +120,19 @@ def derivative_ops(entry, values, plan) -> dict:
             v = np.array(values, dtype=float)
             v[k] += sign * STEP
             shifted.append(_items(entry, v, deps.get(k, [])))
-        touched = sorted({so for i in shifted[0] for so in where.get(i, ())})
-        for s, o in touched:
+        # an op's matrix is a product of its items' matrices, linear in each: dU/dt is
+        # the sum over the items t enters of the product with that item's derivative
+        d_items = {i: (np.asarray(shifted[0][i]) - np.asarray(shifted[1][i])) / (2 * STEP)
+                   for i in shifted[0]}
+        touched: dict = {}
+        for i in d_items:
+            for so in where.get(i, ()):
+                touched.setdefault(so, []).append(i)
+        for (s, o), items in sorted(touched.items()):
             op = plan.steps[s].ops[o]
-            b = _rebuilt(op, {**base, **shifted[0]}).matrix
-            c = _rebuilt(op, {**base, **shifted[1]}).matrix
-            d = (np.asarray(b) - np.asarray(c)) / (2 * STEP)
-            if not d.any():
+            own = {j: base[j] for j, _ in op.src if j in base}
+            d = sum(np.asarray(_rebuilt(op, {**own, i: d_items[i]}).matrix) for i in items)
+            if not np.any(d):
                 continue
             m = np.asarray(op.matrix)
             amat = d * m.conj() if op.kind == DIAG else d @ m.conj().T
@@ -138,6 +144,7 @@ def check_memory(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
     """This rank's verdict on holding psi and lambda (two RAM slices with buffers)."""
     from qgt.runtime.capacity import fmt, memory_limit, ram_bytes
 
+    limit, source = memory_limit(cfg, ranks_per_node)
     if plan.page_floor:  # the SSD tier: lambda is a second page store beside psi's
         import os
 
@@ -149,13 +156,20 @@ def check_memory(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
         if dense > free and not cfg.sparse_pages:
             return (f"adjoint differentiation on the SSD tier keeps a second state on disk: "
                     f"{fmt(dense)} more on this node, but scratch_dir has {fmt(free)} free")
+        # RAM: psi's engine, plus lambda's with no prefetch (2 group and 4 page buffers)
+        group, page = 16 << plan.block_qubits, 16 << plan.page_floor
+        need = (cfg.prefetch_depth + 4) * group + 8 * page
+        if need > limit:
+            return (f"adjoint differentiation on the SSD tier holds {cfg.prefetch_depth + 4} "
+                    f"page groups of {fmt(group)} per rank ({fmt(need)}), but {source} is "
+                    f"{fmt(limit)}: lower block_qubits or raise memory_limit")
         return None
-    limit, source = memory_limit(cfg, ranks_per_node)
     need = 2 * ram_bytes(plan.local_bits, cfg, threads)
     if need > limit:
         return (f"adjoint differentiation holds the state and one more state-sized buffer: "
                 f"{fmt(need)} per rank, but {source} is {fmt(limit)}: use more ranks, a "
-                "larger memory_limit, or diff_method='parameter-shift'")
+                "larger memory_limit, storage='auto' or 'ssd' (both states in pages on "
+                "disk), or diff_method='parameter-shift'")
     return None
 
 
@@ -270,6 +284,11 @@ class Adjoint:
         return bases[:, None] + offs[None, :], _extract(bases, outside), outside
 
     def _buffers(self, gb: int):
+        """Group buffers for psi and lambda: a ring buffer of each engine (idle while the
+        adjoint streams its own groups), so the pass allocates nothing more."""
+        psi, lam = self.psi, self.lam
+        if len(psi.ring[0]) == 1 << gb and len(lam.ring[0]) == 1 << gb:
+            return psi.ring[0], lam.ring[0]
         from qgt.runtime.pagestore import aligned_empty
 
         if getattr(self, "_bufs", None) is None or len(self._bufs[0]) != 1 << gb:
@@ -293,6 +312,7 @@ class Adjoint:
             for zv, c in zvs:
                 _kern.pauli_axpy(bl, bp, len(step.wbits), vbase, xv, zv, c, self.threads)
             lam._write_group(pages[g], bl)
+        lam.passes += 1
 
     def _ooc_sweep_back(self, s: int, step: Sweep, derivs: dict, grad: np.ndarray) -> None:
         psi, lam = self.psi, self.lam
@@ -328,6 +348,7 @@ class Adjoint:
                 _kern.sweep(bl, gb, vbase, wb, packed, self.threads)
             psi._write_group(pages[g], bp)
             lam._write_group(pages[g], bl)
+        psi.passes += 1
         del vmask
 
     def jacobian(self, plan, derivs, n_params: int, rows) -> tuple[np.ndarray, dict]:
@@ -369,15 +390,21 @@ def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
     n = entry.n_parameters
     derivs = derivative_ops(entry, values, plan) if n else {}
     t1 = time.perf_counter()
-    before = dict(engine.timings)
-    lam = _engine(plan, ranks.comm, ranks.threads, ranks.cfg, engine.rng)
+    before, moved, passes = dict(engine.timings), engine.bytes_moved(), engine.passes
+    # lambda's engine prefetches nothing: the adjoint streams both stores itself
+    lam = _engine(plan, ranks.comm, ranks.threads, ranks.cfg, engine.rng, prefetch_depth=0)
     try:
         jac, _ = Adjoint(engine, lam, ranks.comm, ranks.threads).jacobian(plan, derivs, n,
                                                                            rows)
         for k, v in lam.timings.items():
             engine.timings[k] = engine.timings.get(k, 0.0) + v
+        # this rank's passes and bytes of the adjoint pass, both buffers
+        io = {k: engine.bytes_moved().get(k, 0) - moved.get(k, 0) +
+              lam.bytes_moved().get(k, 0) for k in ("read", "written", "exchanged")}
+        io["passes"] = engine.passes - passes + lam.passes
     finally:
         lam.close()
+    res.metadata["adjoint_io"] = ranks.comm.allgather(io)
     res.metadata["adjoint"] = jac
     res.metadata["adjoint_passes"] = len(rows)
     res.timings["adjoint"] = time.perf_counter() - t0

@@ -28,6 +28,11 @@ def _is_qiskit(circuit) -> bool:
     return type(circuit).__name__ == "QuantumCircuit" and hasattr(circuit, "parameters")
 
 
+def _adjoint(task: Task) -> bool:
+    """Whether the task differentiates (its plan leaves room for a second state)."""
+    return task.extra.get("adjoint") is not None
+
+
 class SpmdRanks:
     """The caller's communicator, a plan cache and a pool of state buffers."""
 
@@ -59,8 +64,11 @@ class SpmdRanks:
             from qgt.plan.planner import circuit_digest
 
             fp = circuit_digest(circuit)
-        cfg = tuple(sorted((k, str(v)) for k, v in self.cfg.to_dict().items()))
-        return (fp, tuple(task.observables), self.comm.size, cfg)
+        if getattr(self, "_cfg_key", (None,))[0] is not self.cfg:
+            self._cfg_key = (self.cfg, tuple(sorted((k, str(v)) for k, v in
+                                                    self.cfg.to_dict().items())))
+        return (fp, tuple(task.observables), self.comm.size, self._cfg_key[1],
+                _adjoint(task))
 
     def _new_entry(self, task: Task, circuit):
         from qgt.api import plan_for
@@ -79,7 +87,7 @@ class SpmdRanks:
         else:
             circ = circuit
         plan = plan_for(circ, self.cfg, self.comm.size, task.observables, None,
-                        self.comm.local_size, self.threads)
+                        self.comm.local_size, self.threads, _adjoint(task))
         figs = plan_figures(plan, 4 * self.cfg.exchange_chunk, self.threads)
         return make_entry(circ.name or task.name, circ, plan, template,
                           time.perf_counter() - t, figs)
