@@ -242,3 +242,60 @@ def _small_circuit(n):
         return qml.expval(qml.X(0) @ qml.Z(n - 1) + 0.3 * qml.Y(2))
 
     return f, n + 2
+
+
+def test_best_picks_adjoint_where_it_applies():
+    """As on lightning.qubit: diff_method="best" (the default) is adjoint for analytic
+    expectation values, parameter-shift for probabilities or shots; both give the
+    right gradient."""
+    dev = qml.device("qgt.qubit", wires=3, threads=1)
+
+    def ev(x):
+        qml.RX(x, 0)
+        qml.CNOT([0, 2])
+        return qml.expval(qml.Z(2))
+
+    def probs(x):
+        qml.RX(x, 0)
+        return qml.probs(wires=[0])
+
+    x = qml.numpy.array(0.3, requires_grad=True)
+    resolved = qml.workflow.construct_execution_config
+    assert resolved(qml.QNode(ev, dev))(x).gradient_method == "adjoint"
+    assert resolved(qml.QNode(probs, dev))(x).gradient_method is qml.gradients.param_shift
+    shots = qml.set_shots(qml.QNode(ev, dev), 100)
+    assert resolved(shots)(x).gradient_method is qml.gradients.param_shift
+    assert abs(qml.grad(qml.QNode(ev, dev))(x) + np.sin(0.3)) < 1e-10
+    np.testing.assert_allclose(qml.jacobian(qml.QNode(probs, dev))(x),
+                               [-np.sin(0.3) / 2, np.sin(0.3) / 2], atol=1e-10)
+
+
+def test_adjoint_moves_to_the_ssd_tier_when_two_states_do_not_fit(tmp_path):
+    """storage="auto" with room for one state but not two: the forward run stays in RAM,
+    the adjoint run is planned on the SSD tier (psi and lambda in page stores, groups
+    sized for both) and gives the right gradient; qml.Tracker shows the disk traffic."""
+    from qgt.config import load_config
+    from qgt.runtime.capacity import ram_bytes
+
+    n = 14
+    one = ram_bytes(n, load_config(overrides={}), 1)
+    dev = qml.device("qgt.qubit", wires=n, threads=1, memory_limit=int(1.5 * one),
+                     scratch_dir=str(tmp_path), ssd_page_size=4096, direct_io=False)
+
+    def f(x):
+        for w in range(n):
+            qml.RY(x[w], w)
+        for w in range(n - 1):
+            qml.CNOT([w, w + 1])
+        return qml.expval(qml.Z(0) @ qml.X(n - 1))
+
+    x = qml.numpy.array(np.linspace(0.1, 1.0, n), requires_grad=True)
+    with qml.Tracker(dev) as forward:
+        qml.QNode(f, dev, diff_method=None)(x)
+    assert forward.totals["bytes_read"] == 0  # one state fits: RAM
+    with qml.Tracker(dev) as adjoint:
+        got = qml.grad(qml.QNode(f, dev, diff_method="adjoint"))(x)
+    assert adjoint.totals["bytes_read"] > 0 and adjoint.totals["bytes_written"] > 0
+    assert adjoint.totals["passes"] >= 3  # forward sweeps, lambda, reverse sweeps
+    ref = qml.grad(qml.QNode(f, qml.device("default.qubit", wires=n)))(x)
+    np.testing.assert_allclose(got, ref, atol=TOL)

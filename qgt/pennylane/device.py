@@ -246,8 +246,9 @@ class QgtDevice(Device):
         config = config or ExecutionConfig()
         updated = {}
         method = config.gradient_method
-        if method == "best":
-            method = updated["gradient_method"] = "parameter-shift"
+        if method == "best":  # as lightning.qubit: adjoint where it applies
+            method = updated["gradient_method"] = "adjoint" if circuit is not None and \
+                _adjoint_applies(circuit) else "parameter-shift"
         if method == "adjoint":
             for key in ("use_device_gradient", "use_device_jacobian_product",
                         "grad_on_execution"):
@@ -356,7 +357,10 @@ class QgtDevice(Device):
 
     # ---- adjoint differentiation (qgt.session.adjoint) -----------------------------
     def supports_derivatives(self, execution_config=None, circuit=None) -> bool:
-        if execution_config is None or execution_config.gradient_method != "adjoint":
+        method = getattr(execution_config, "gradient_method", None)
+        if method == "best":
+            return circuit is not None and _adjoint_applies(circuit)
+        if method != "adjoint":
             return False
         return circuit is None or not circuit.shots
 
@@ -410,6 +414,14 @@ def _jacobian_shape(jac: np.ndarray):
     if jac.ndim == 1:
         return tuple(np.array(j) for j in jac)
     return tuple(tuple(np.array(j_) for j_ in j) for j in jac)
+
+
+def _adjoint_applies(tape) -> bool:
+    """Whether adjoint differentiation answers this tape: analytic expectation values of
+    Pauli words, sums and small Hermitians (what "best" then picks, as lightning does)."""
+    return not tape.shots and all(
+        isinstance(mp, ExpectationMP) and mp.obs is not None and mp.mv is None and
+        pauli_sentence(mp.obs) is not None for mp in tape.measurements)
 
 
 def _check_adjoint(p: _Prepared) -> None:
