@@ -10,8 +10,9 @@ observables' expectation values with respect to the circuit's P parameters.
                relayouts between expectation steps (swaps, bit-swap sweeps) on both
     backward   the steps in reverse order, on psi and lambda together:
                  GlobalSwap  the same swap on both (a swap is its own inverse)
-                 Sweep       its ops in reverse; at an op U that depends on parameter t
-                             g_t += 2 Re <lambda| (dU/dt) U^dag |psi>   (qgt_kern_transition)
+                 Sweep       one cache-blocked pass over both (qgt_kern_adjoint_sweep):
+                             per unit, its ops in reverse; at an op U that depends on t
+                             g_t += 2 Re <lambda| (dU/dt) U^dag |psi>
                              then psi <- U^dag psi, lambda <- U^dag lambda
 
     layout      ... Sweep  GlobalSwap  Sweep ... ExpectStep GlobalSwap ExpectStep
@@ -19,15 +20,16 @@ observables' expectation values with respect to the circuit's P parameters.
     lambda                                          +--->--->--->--+  (built here)
     both    <---<---<---<---<---<---<---<---<---<---<---<---<---<--+  (reverse pass)
 
-The plan is the one the cache holds, fused blocks included: dU/dt of a block comes from
-the block rebound at t +- h (central difference of its matrix, h = 1e-5: error ~1e-11),
-so any gate qgt runs is differentiable, not only rotations.  One backward pass per
-observable (a VJP folds them into one), so the working memory is two state-sized buffers
-per rank (psi and lambda, each with its exchange buffers) whatever the number of
-parameters and observables; it is checked against memory_limit before allocating.
-Out of core, lambda is a second page store beside psi's (twice the scratch space, checked
-against the free space) and the backward pass reads and writes both stores once per outer
-sweep, group by group (see ``_ooc_sweep_back``).
+The plan is the one the cache holds, fused blocks included: dU/dt of a block is the
+product of its members with the member t enters replaced by that member's derivative (a
+central difference, h = 1e-5: error ~1e-11), so any gate qgt runs is differentiable, not
+only rotations.  One backward pass per observable (a VJP folds them into one), so the
+working memory is two state-sized buffers per rank (psi and lambda, each with its
+exchange buffers) whatever the number of parameters and observables; it is checked
+against memory_limit before allocating.  Out of core, lambda is a second page store beside
+psi's (twice the scratch space, checked against the free space; the plan's page groups
+are sized for both engines, ``choose_tier(adjoint=True)``) and the backward pass reads
+and writes both stores once per outer sweep, group by group (see ``_ooc_sweep_back``).
 """
 
 from __future__ import annotations
