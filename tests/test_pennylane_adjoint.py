@@ -299,3 +299,42 @@ def test_adjoint_moves_to_the_ssd_tier_when_two_states_do_not_fit(tmp_path):
     assert adjoint.totals["passes"] >= 3  # forward sweeps, lambda, reverse sweeps
     ref = qml.grad(qml.QNode(f, qml.device("default.qubit", wires=n)))(x)
     np.testing.assert_allclose(got, ref, atol=TOL)
+
+
+SSD_MEMORY_SCRIPT = r"""
+import json, resource, tempfile, numpy as np, pennylane as qml
+n = 22
+tmp = tempfile.mkdtemp()
+dev = qml.device("qgt.qubit", wires=n, threads=1, storage="ssd", memory_limit="24MiB",
+                 scratch_dir=tmp, direct_io=False, ssd_page_size=65536)
+def f(x):
+    for w in range(n):
+        qml.RY(x[w], w)
+    for w in range(n - 1):
+        qml.CNOT([w, w + 1])
+    return qml.expval(qml.Z(0) @ qml.Z(n - 1))
+x = qml.numpy.array(np.linspace(0.1, 1.0, n), requires_grad=True)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+qml.QNode(f, dev, diff_method=None)(x)
+fwd = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+with qml.Tracker(dev) as tr:
+    g = qml.grad(qml.QNode(f, dev, diff_method="adjoint"))(x)
+adj = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"base": base, "forward": fwd, "adjoint": adj, "state": 16 << n,
+                  "read": tr.totals["bytes_read"], "finite": bool(np.all(np.isfinite(g)))}))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_adjoint_on_the_ssd_tier_keeps_lambda_out_of_ram():
+    """22 qubits (a 64 MiB state) with memory_limit=24MiB on the SSD tier: the adjoint
+    pass adds less than the limit to the forward run's peak RSS (lambda's pages are on
+    disk, its engine's buffers fit beside psi's), and it reads the disk."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", SSD_MEMORY_SCRIPT], capture_output=True,
+                          text=True, timeout=250, env=clean_env(OMP_NUM_THREADS=1))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert m["finite"] and m["read"] > 2 * m["state"], m
+    assert m["adjoint"] - m["forward"] <= 24 << 20, m
