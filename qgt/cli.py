@@ -29,6 +29,7 @@ from qgt.bench.calibrate import add_arguments as calibrate_args
 from qgt.bench.ooc import add_arguments as ooc_args
 from qgt.bench.pennylane import add_arguments as pennylane_args
 from qgt.bench.primitives import add_arguments as primitives_args
+from qgt.bench.service import add_arguments as service_args
 from qgt.errors import EXIT_CHECKPOINTED, QgtError, UserError
 from qgt.obs.report import add_arguments as report_args
 from qgt.obs.timeline import add_arguments as timeline_args
@@ -123,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "classifier, qgt.qubit against lightning.qubit (--pl-only ooc: the "
                    "out-of-core adjoint gradient)")
     pennylane_args(b.add_argument_group("PennyLane (with --pennylane)"))
+    b.add_argument("--service", action="store_true",
+                   help="qgt serve instead: concurrent HTTP clients, embedded and NATS + "
+                   "Redis with 2 workers; throughput, p50/p99 to DONE, overhead per task")
+    service_args(b.add_argument_group("qgt serve (with --service)"))
 
     c = sub.add_parser("calibrate", help="measure this machine's disk and memory bandwidth "
                        "(cached; qgt plan uses it to predict run times)")
@@ -271,6 +276,10 @@ def _cmd_topology(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    if args.service:
+        from qgt.bench.service import run_service_bench
+
+        return run_service_bench(args)
     if args.primitives:
         from qgt.bench.primitives import run_primitives_bench
 

@@ -33,10 +33,11 @@ _ = service_factory  # a fixture (imported for pytest)
 
 
 def test_curl_example_bell_counts_and_state_download(service_factory):
-    """The source design's example (OpenQASM 3 Bell state, 1024 shots) on 2 ranks: a task
-    id at once, then DONE with counts near 512/512 on 00 and 11; with keep_state the
-    final state downloads as one HDF5 file."""
-    svc = service_factory(worker_default_ranks=2)
+    """The source design's example (OpenQASM 3 Bell state, 1024 shots) on 2 ranks (the
+    pool's persistent session): a task id at once, then DONE with counts near 512/512 on
+    00 and 11; with keep_state (its own mpiexec job) the final state downloads as one
+    HDF5 file."""
+    svc = service_factory(worker_default_ranks=2, worker_session_max_qubits=16)
     r = svc.client.post("/tasks", content=json.dumps({"quantum_circuit": BELL3,
                                                       "shots": 1024}),
                         headers={"Content-Type": "application/json"})
@@ -167,7 +168,7 @@ def test_serve_killed_mid_run_resumes_from_checkpoint(service_factory):
     (no orphans); after a restart every task ends DONE once, and the interrupted one
     resumes from its checkpoint in attempt 2 with the full number of shots."""
     svc = service_factory(worker_max_concurrent_tasks=1)
-    slow = svc.submit(slow_qasm(400), shots=200, ranks=2, config=SLOW_CONFIG)
+    slow = svc.submit(slow_qasm(200), shots=200, ranks=2, config=SLOW_CONFIG)
     others = [svc.submit(BELL3, shots=100) for _ in range(3)]
     wait_until(lambda: (svc.task(slow)["progress"] or {}).get("step", 0) > 20, 90,
                "the slow task to make progress")

@@ -66,7 +66,7 @@ def test_slurm_job_requeued_resumes_from_checkpoint(slurm_service, how):
     DONE in one attempt of the service."""
     d, cluster = slurm_service
     svc = d.service
-    tid = svc.submit(slow_qasm(300), shots=300, ranks=2, config=SLOW_CONFIG)
+    tid = svc.submit(slow_qasm(200), shots=300, ranks=2, config=SLOW_CONFIG)
     job = _wait_slurm_running(svc, cluster, tid, steps=20)
     if how == "preempted":
         cluster.run(["scontrol", "requeue", job])

@@ -37,8 +37,10 @@ KEYS: dict[tuple[str, str], tuple[type, object, str]] = {
     ("worker", "default_ranks"): (int, 2, "MPI ranks of a task that does not ask"),
     ("worker", "checkpoint_every_steps"): (int, 1, "checkpoint period in plan steps of a "
                                            "process-group task (0 = none)"),
-    ("worker", "session_max_qubits"): (int, 0, "tasks up to this many qubits run on the "
-                                       "worker's persistent launched ranks (0 = never)"),
+    ("worker", "session_max_qubits"): (int, 16, "tasks up to this many qubits (without "
+                                       "config overrides or keep_state) run on the worker's "
+                                       "persistent launched ranks, without checkpoints; "
+                                       "0 = every task is its own mpiexec job"),
     ("limits", "max_qubits"): (int, 30, "largest circuit accepted (422 beyond)"),
     ("limits", "max_ranks"): (int, 8, "most ranks a task may ask for"),
     ("limits", "max_shots"): (int, 1_000_000, "most shots a task may ask for"),

@@ -71,6 +71,9 @@ class SessionJob(Job):
         self.pool = pool
         self.session = pool.take(self.ranks)
         self.future: Future = Future()
+        with open(os.path.join(d, f"log-{rec['attempt']}.txt"), "w") as f:  # one per attempt
+            f.write(f"attempt {rec['attempt']}: on the worker's launched session of "
+                    f"{self.ranks} rank(s)\n")
         task = Task(os.path.join(d, "circuit.qasm"), shots=req["shots"],
                     observables=tuple(req["observables"]), seed=req["seed"])
         threading.Thread(target=self._run, args=(task,), daemon=True).start()
