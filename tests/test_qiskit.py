@@ -339,8 +339,9 @@ def test_launcher_worker_killed_mid_job_fails_the_job_then_recovers(launched):
     time.sleep(0.5)
     os.kill(pids[1], signal.SIGKILL)
     t = time.monotonic()
-    # rank 0 may see the dead peer in MPI first and report that instead of dying
-    with pytest.raises(Exception, match="worker rank died|MPI"):
+    # rank 0 may see the dead peer in MPI first and report that before the launcher ends:
+    # still "a worker rank died"
+    with pytest.raises(Exception, match="worker rank died"):
         job.result(timeout=60)
     assert time.monotonic() - t < 30
     assert job.status().name == "ERROR"

@@ -178,8 +178,20 @@ class LaunchedRanks:
         kind = msg[0]
         if kind == "error":
             _, cls, message = msg
+            if cls != "user" and "MPI" in message and self._launcher_exits(10.0):
+                # rank 0 saw a peer die (an MPI error) just before the launcher ended
+                self._kill()
+                raise WorkersDied(f"a worker rank died (launcher exit status "
+                                  f"{self.proc.returncode}); the batch is lost: {message}")
             raise (UserError if cls == "user" else InternalError)(message)
         return kind, msg[1]
+
+    def _launcher_exits(self, seconds: float) -> bool:
+        try:
+            self.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     # ---- the session's interface ----------------------------------------------------
     def run(self, tasks, progress=None) -> list[list]:
