@@ -31,7 +31,9 @@ c = measure q;
 """
 
 # Small blocks and pages make a 10-qubit Trotter circuit hundreds of short plan steps, with
-# a checkpoint after each: a run of several seconds that can be killed in the middle.
+# a checkpoint after each: a run of several seconds that can be killed in the middle.  A
+# task with configuration overrides is its own mpiexec job; the Bell tasks of the tests
+# run on the workers' persistent sessions (worker.session_max_qubits, default 16).
 SLOW_CONFIG = {"block_qubits": 4, "page_qubits": 2, "fusion_max_qubits": 2}
 
 
@@ -169,9 +171,6 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         settings.setdefault("server_data_dir", str(tmp / "data"))
         settings.setdefault("worker_default_ranks", 1)
-        # each task its own mpiexec job (the robustness tests watch its ranks and files);
-        # tests of the persistent-session path set it explicitly
-        settings.setdefault("worker_session_max_qubits", 0)
         self.data_dir = Path(settings["server_data_dir"])
         self.proc = Proc("serve", [QGT, "serve", "--port", str(self.port)], tmp,
                          serve_env(**settings))
@@ -257,7 +256,6 @@ class Deployment:
         settings.update(nats_url=self.nats_url, redis_url=self.redis_url)
         settings.setdefault("server_data_dir", str(tmp / "data"))
         settings.setdefault("worker_lease_seconds", 3)
-        settings.setdefault("worker_session_max_qubits", 0)
         self.settings = settings
         self.service = Service(tmp, **settings)
         self.workers = [self.worker(i, *worker_flags, env=worker_env) for i in range(workers)]

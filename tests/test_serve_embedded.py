@@ -37,7 +37,7 @@ def test_curl_example_bell_counts_and_state_download(service_factory):
     pool's persistent session): a task id at once, then DONE with counts near 512/512 on
     00 and 11; with keep_state (its own mpiexec job) the final state downloads as one
     HDF5 file."""
-    svc = service_factory(worker_default_ranks=2, worker_session_max_qubits=16)
+    svc = service_factory(worker_default_ranks=2)
     r = svc.client.post("/tasks", content=json.dumps({"quantum_circuit": BELL3,
                                                       "shots": 1024}),
                         headers={"Content-Type": "application/json"})
@@ -170,7 +170,7 @@ def test_serve_killed_mid_run_resumes_from_checkpoint(service_factory):
     svc = service_factory(worker_max_concurrent_tasks=1)
     slow = svc.submit(slow_qasm(200), shots=200, ranks=2, config=SLOW_CONFIG)
     others = [svc.submit(BELL3, shots=100) for _ in range(3)]
-    wait_until(lambda: (svc.task(slow)["progress"] or {}).get("step", 0) > 20, 90,
+    wait_until(lambda: (svc.task(slow)["progress"] or {}).get("step", 0) > 10, 90,
                "the slow task to make progress")
     svc.proc.kill()
     wait_until(lambda: not ranks_of(slow), 10, "the dead server's ranks to be reaped")

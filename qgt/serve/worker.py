@@ -95,7 +95,7 @@ class Runner:
             job = self.start_job(rec, prepare(self.cfg.data_dir, rec))
         except Exception as e:  # e.g. sbatch refused the job: a failed attempt
             return self._failed(rec, f"could not start the job: {e}")
-        beat = max(0.2, self.lease / 3)
+        beat = min(max(0.2, self.lease / 3), 2.0)  # also how soon a cancel lands
         fields = job.identity()
         while True:
             rc = job.wait(beat)
