@@ -68,6 +68,21 @@ def _plus_identity(op: PhysOp, amat: np.ndarray) -> PhysOp:
     return PhysOp(op.kind, op.targets, a, op.ctrl_mask, op.ctrl_val, name="derivative")
 
 
+def _reversed(ops, derivatives):
+    """What qgt_kern_adjoint_sweep takes for ``ops`` walked backwards: their daggers last
+    op first, the derivative matrices (A + I) of ``derivatives(index, op)`` -> [(parameter,
+    A)], the inverse position each is taken before, and their parameters."""
+    inverse, ders, at, params = [], [], [], []
+    for k, o in enumerate(range(len(ops) - 1, -1, -1)):
+        op = ops[o]
+        for j, amat in derivatives(o, op):
+            ders.append(_plus_identity(op, amat))
+            at.append(k)
+            params.append(j)
+        inverse.append(_dagger(op))
+    return pack(inverse), pack(ders), at, params
+
+
 def _slots_by_parameter(template) -> dict[int, list]:
     """Parameter index -> the template slots (parametric instructions) it enters."""
     from qiskit.circuit import ParameterExpression
@@ -247,19 +262,10 @@ class Adjoint:
         """One RAM sweep backwards in one cache-blocked pass over psi and lambda
         (csrc/qgt_kern_adjsweep.c): the daggered ops last first, each op's derivatives
         taken just before its dagger is applied."""
-        n = len(step.ops)
-        inverse, ders, at, params = [], [], [], []
-        for k, o in enumerate(range(n - 1, -1, -1)):
-            op = step.ops[o]
-            for j, amat in derivs.get((s, o), ()):
-                ders.append(_plus_identity(op, amat))
-                at.append(k)
-                params.append(j)
-            inverse.append(_dagger(op))
+        inverse, ders, at, params = _reversed(step.ops, lambda o, op: derivs.get((s, o), ()))
         t = time.perf_counter()
         sums = _kern.adjoint_sweep(self.psi.state, self.lam.state, self.L, self.base_index,
-                                   list(step.wbits), pack(inverse), pack(ders), at,
-                                   self.threads)
+                                   list(step.wbits), inverse, ders, at, self.threads)
         np.add.at(grad, params, sums)
         self.psi.timings["compute"] += time.perf_counter() - t
         self.psi.passes += 1
@@ -317,41 +323,33 @@ class Adjoint:
         lam.passes += 1
 
     def _ooc_sweep_back(self, s: int, step: Sweep, derivs: dict, grad: np.ndarray) -> None:
+        """An outer sweep backwards: per page group (both stores read once, written once),
+        its inner sweeps last first, each one cache-blocked pass over the two group
+        buffers (qgt_kern_adjoint_sweep), as a RAM sweep is over the two slices."""
         psi, lam = self.psi, self.lam
         if not step.inner:
             raise InternalError("an out-of-core sweep has no inner plan")
-        # the inner op of each outer op (an inner op's src is its outer op's index)
-        inner = {}
-        for sw in step.inner:
-            for op in sw.ops:
-                inner[op.src[0][0]] = (list(sw.wbits), op)
-        vmap = step.vmap
+        # the inner sweeps' ops, in their order, multiply to the outer sweep's (commuting
+        # ops may move), so walking them backwards is the inverse; an inner op's src is
+        # its outer op's index, whose derivatives it takes
+        inner = [(list(sw.wbits), *_reversed(sw.ops, lambda o, op: derivs.get(
+            (s, op.src[0][0]), ()))) for sw in reversed(step.inner)]
         gb = len(step.wbits)
-
-        def vmask(mask: int) -> int:
-            return sum(1 << vmap[b] for b in range(len(vmap)) if mask >> b & 1)
-
         pages, index, outside = self._joint_groups(step.wbits)
         bp, bl = self._buffers(gb)
         for g in range(len(pages)):
             psi._read_group(pages[g], bp)
             lam._read_group(pages[g], bl)
-            vbase = psi._vbase(vmap, outside, int(index[g]))
-            for o in range(len(step.ops) - 1, -1, -1):
-                if o not in inner:
-                    continue
-                wb, iop = inner[o]
-                for k, amat in derivs.get((s, o), ()):
-                    grad[k] += _kern.transition(bl, bp, gb, vbase, list(iop.targets),
-                                                iop.kind == DIAG, amat, iop.ctrl_mask,
-                                                iop.ctrl_val, self.threads)
-                packed = pack([_dagger(iop)])
-                _kern.sweep(bp, gb, vbase, wb, packed, self.threads)
-                _kern.sweep(bl, gb, vbase, wb, packed, self.threads)
+            vbase = psi._vbase(step.vmap, outside, int(index[g]))
+            t = time.perf_counter()
+            for wbits, inverse, ders, at, params in inner:
+                sums = _kern.adjoint_sweep(bp, bl, gb, vbase, wbits, inverse, ders, at,
+                                           self.threads)
+                np.add.at(grad, params, sums)
+            psi.timings["compute"] += time.perf_counter() - t
             psi._write_group(pages[g], bp)
             lam._write_group(pages[g], bl)
         psi.passes += 1
-        del vmask
 
     def jacobian(self, plan, derivs, n_params: int, rows) -> tuple[np.ndarray, dict]:
         """Rows of coefficients over the labels -> (rows, parameters) gradients; the

@@ -28,9 +28,8 @@ def _is_qiskit(circuit) -> bool:
     return type(circuit).__name__ == "QuantumCircuit" and hasattr(circuit, "parameters")
 
 
-def _adjoint(task: Task) -> bool:
-    """Whether the task differentiates (its plan leaves room for a second state)."""
-    return task.extra.get("adjoint") is not None
+def _n_qubits(circuit) -> int:
+    return circuit.num_qubits if _is_qiskit(circuit) else circuit.n_qubits
 
 
 class SpmdRanks:
@@ -68,7 +67,18 @@ class SpmdRanks:
             self._cfg_key = (self.cfg, tuple(sorted((k, str(v)) for k, v in
                                                     self.cfg.to_dict().items())))
         return (fp, tuple(task.observables), self.comm.size, self._cfg_key[1],
-                _adjoint(task))
+                self._adjoint(task, _n_qubits(circuit)))
+
+    def _adjoint(self, task: Task, n_qubits: int) -> bool:
+        """Whether the task differentiates and that changes its plan: on the SSD tier the
+        page groups leave room for a second state (lambda); in RAM the plan is the forward
+        runs' (one cache entry for both)."""
+        if task.extra.get("adjoint") is None:
+            return False
+        from qgt.runtime.capacity import choose_tier
+
+        args = (self.cfg, n_qubits, self.comm.size, self.comm.local_size, self.threads)
+        return choose_tier(*args) != choose_tier(*args, adjoint=True)
 
     def _new_entry(self, task: Task, circuit):
         from qgt.api import plan_for
@@ -87,7 +97,8 @@ class SpmdRanks:
         else:
             circ = circuit
         plan = plan_for(circ, self.cfg, self.comm.size, task.observables, None,
-                        self.comm.local_size, self.threads, _adjoint(task))
+                        self.comm.local_size, self.threads,
+                        self._adjoint(task, circ.n_qubits))
         figs = plan_figures(plan, 4 * self.cfg.exchange_chunk, self.threads)
         return make_entry(circ.name or task.name, circ, plan, template,
                           time.perf_counter() - t, figs)
