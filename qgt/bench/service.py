@@ -92,6 +92,11 @@ def _clients(url: str, qasms: list[str], n_clients: int, shots: int) -> list[dic
                     i, q = todo.pop()
                 t0 = time.perf_counter()
                 r = c.post("/tasks", json={"quantum_circuit": q, "shots": shots, "seed": i})
+                if r.status_code == 503:  # e.g. a restart: retry (qgt serve said so)
+                    with lock:
+                        todo.append((i, q))
+                    time.sleep(0.5)
+                    continue
                 r.raise_for_status()
                 tid = r.json()["task_id"]
                 wait = POLL
@@ -171,6 +176,13 @@ def _run_mode(mode: str, args, qasms: list[str], tmp: str) -> dict | None:
         t0 = time.perf_counter()
         done = _clients(url, qasms, args.service_clients, args.shots)
         return _figures(done, time.perf_counter() - t0, len(qasms), slots, args.shots)
+    except Exception:
+        log.flush()
+        with open(log.name, "rb") as f:
+            tail = f.read()[-3000:].decode(errors="replace")
+        print(f"qgt bench --service ({mode}) failed; the servers' output ends:\n{tail}",
+              file=sys.stderr)
+        raise
     finally:
         for p in reversed(procs):
             try:
