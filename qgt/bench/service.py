@@ -83,7 +83,15 @@ def _clients(url: str, qasms: list[str], n_clients: int, shots: int) -> list[dic
     lock = threading.Lock()
     todo = list(enumerate(qasms))
 
+    errors: list[BaseException] = []
+
     def client():
+        try:
+            run_client()
+        except Exception as e:  # re-raised after the join, with the servers' output
+            errors.append(e)
+
+    def run_client():
         with httpx.Client(base_url=url, timeout=60) as c:
             while True:
                 with lock:
@@ -114,6 +122,9 @@ def _clients(url: str, qasms: list[str], n_clients: int, shots: int) -> list[dic
         t.start()
     for t in threads:
         t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} client(s) failed after {len(done)} tasks: "
+                           f"{errors[0]!r}")
     return done
 
 
