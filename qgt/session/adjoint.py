@@ -114,6 +114,58 @@ def _items(entry, values, slots=None) -> dict:
     return {entry.origins[k]: m for k, m in mats.items() if k in entry.origins}
 
 
+def _item_derivatives(entry, values, k: int, slots) -> dict:
+    """Plan item -> d(matrix)/d(parameter k) for the items of ``slots``: a central
+    difference of the slot's closed form (rotations and friends, the common case), or of
+    its lowering through the template otherwise."""
+    vp, vm = np.array(values, dtype=float), np.array(values, dtype=float)
+    vp[k] += STEP
+    vm[k] -= STEP
+    out, lowered = {}, []
+    for slot in slots:
+        item = entry.origins.get(slot.start)
+        if slot.closed is None or item is None:
+            lowered.append(slot)
+            continue
+        fn, getters = slot.closed
+        out[item] = (np.asarray(fn(*[g(vp) for g in getters]), dtype=complex) -
+                     np.asarray(fn(*[g(vm) for g in getters]), dtype=complex)) / (2 * STEP)
+    if lowered:
+        plus, minus = _items(entry, vp, lowered), _items(entry, vm, lowered)
+        out.update({i: (np.asarray(plus[i]) - np.asarray(minus[i])) / (2 * STEP)
+                    for i in plus})
+    return out
+
+
+def _where(entry, plan) -> dict:
+    """Plan item -> the (step, op) positions built from it.  A plan rebound from the
+    entry's keeps its ops' ``src`` (the same objects), so the map is made once per entry;
+    a binding planned afresh gets its own."""
+    cached = getattr(entry, "_adjoint_where", None)
+    if cached is not None and _same_sources(cached[0], plan):
+        return cached[1]
+    where: dict[int, list] = {}
+    for s, step in enumerate(plan.steps):
+        if isinstance(step, Sweep):
+            for o, op in enumerate(step.ops):
+                for i, _ in op.src:
+                    where.setdefault(i, []).append((s, o))
+    entry._adjoint_where = (plan, where)
+    return where
+
+
+def _same_sources(a, b) -> bool:
+    if len(a.steps) != len(b.steps):
+        return False
+    for x, y in zip(a.steps, b.steps):
+        if isinstance(x, Sweep) != isinstance(y, Sweep):
+            return False
+        if isinstance(x, Sweep) and (len(x.ops) != len(y.ops) or any(
+                p.src is not q.src for p, q in zip(x.ops, y.ops))):
+            return False
+    return True
+
+
 def derivative_ops(entry, values, plan) -> dict:
     """{(step, op): [(parameter, A = dU/dt U^dag), ...]} for every op of ``plan`` (the
     entry's plan bound at ``values``) that parameter t reaches: only those ops are
@@ -123,24 +175,13 @@ def derivative_ops(entry, values, plan) -> dict:
     deps = getattr(entry, "_adjoint_slots", None)
     if deps is None:
         deps = entry._adjoint_slots = _slots_by_parameter(entry.template)
-    where: dict[int, list] = {}  # plan item -> the ops built from it
-    for s, step in enumerate(plan.steps):
-        if isinstance(step, Sweep):
-            for o, op in enumerate(step.ops):
-                for i, _ in op.src:
-                    where.setdefault(i, []).append((s, o))
+    where = _where(entry, plan)
     base = {**entry.base, **_items(entry, values)}
     out: dict = {}
     for k in range(len(values)):
-        shifted = []
-        for sign in (1.0, -1.0):
-            v = np.array(values, dtype=float)
-            v[k] += sign * STEP
-            shifted.append(_items(entry, v, deps.get(k, [])))
+        d_items = _item_derivatives(entry, values, k, deps.get(k, []))
         # an op's matrix is a product of its items' matrices, linear in each: dU/dt is
         # the sum over the items t enters of the product with that item's derivative
-        d_items = {i: (np.asarray(shifted[0][i]) - np.asarray(shifted[1][i])) / (2 * STEP)
-                   for i in shifted[0]}
         touched: dict = {}
         for i in d_items:
             for so in where.get(i, ()):
@@ -378,8 +419,6 @@ def check_plan(plan) -> None:
 def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
     """After a normal run of one binding on ``engine``: the Jacobian of the rows of
     ``task.extra["adjoint"]`` into ``res.metadata["adjoint"]`` (every rank)."""
-    from qgt.api import _engine
-
     check_plan(plan)
     err = ranks.comm.agree(check_memory(ranks.cfg, plan, ranks.comm.local_size,
                                         ranks.threads))
@@ -391,8 +430,8 @@ def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
     derivs = derivative_ops(entry, values, plan) if n else {}
     t1 = time.perf_counter()
     before, moved, passes = dict(engine.timings), engine.bytes_moved(), engine.passes
-    # lambda's engine prefetches nothing: the adjoint streams both stores itself
-    lam = _engine(plan, ranks.comm, ranks.threads, ranks.cfg, engine.rng, prefetch_depth=0)
+    lam, own = ranks.lambda_engine(plan, engine.rng)
+    lam_moved = lam.bytes_moved()
     try:
         jac, _ = Adjoint(engine, lam, ranks.comm, ranks.threads).jacobian(plan, derivs, n,
                                                                            rows)
@@ -400,10 +439,12 @@ def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
             engine.timings[k] = engine.timings.get(k, 0.0) + v
         # this rank's passes and bytes of the adjoint pass, both buffers
         io = {k: engine.bytes_moved().get(k, 0) - moved.get(k, 0) +
-              lam.bytes_moved().get(k, 0) for k in ("read", "written", "exchanged")}
+              lam.bytes_moved().get(k, 0) - lam_moved.get(k, 0)
+              for k in ("read", "written", "exchanged")}
         io["passes"] = engine.passes - passes + lam.passes
     finally:
-        lam.close()
+        if own:
+            lam.close()
     res.metadata["adjoint_io"] = ranks.comm.allgather(io)
     res.metadata["adjoint"] = jac
     res.metadata["adjoint_passes"] = len(rows)

@@ -191,6 +191,24 @@ class SpmdRanks:
         engine.passes = 0
         return engine, False
 
+    def lambda_engine(self, plan, rng):
+        """(engine, own) for lambda, the adjoint pass's second state: kept between runs
+        in RAM like the state's engine; out of core a page store of its own, without
+        prefetch (the adjoint pass streams both stores itself)."""
+        if plan.page_floor:
+            return _engine(plan, self.comm, self.threads, self.cfg, rng, prefetch_depth=0), True
+        key = (plan.n_qubits, plan.rank_bits, plan.block_qubits)
+        held = getattr(self, "_lambda", None)
+        if held is None or held[0] != key:
+            if held is not None:
+                held[1].close()
+            self._lambda = held = (key, _engine(plan, self.comm, self.threads, self.cfg, rng))
+        engine = held[1]
+        engine.plan, engine.rng = plan, rng
+        engine.timings = {k: 0.0 for k in engine.timings}
+        engine.passes = 0
+        return engine, False
+
     def _binding_info(self) -> dict:
         if self._binding is None:
             self._binding = _bind(self.cfg, self.comm)
@@ -265,6 +283,9 @@ class SpmdRanks:
         for engine in self._engines.values():
             engine.close()
         self._engines = {}
+        if getattr(self, "_lambda", None) is not None:
+            self._lambda[1].close()
+            self._lambda = None
         if getattr(self, "_solo", None) is not None:
             self._solo.close()
 
