@@ -226,6 +226,24 @@ def ranks_of(task_id: str) -> list[psutil.Process]:
     return out
 
 
+def kill_ranks_until_final(svc, task_id: str, timeout: float = 120) -> int:
+    """Kill the task's MPI ranks (as the OOM killer would) whenever they appear, until the
+    task is final; returns how many were killed."""
+    killed = 0
+    deadline = time.monotonic() + timeout
+    while svc.task(task_id)["state"] not in ("DONE", "ERROR") and time.monotonic() < deadline:
+        for p in ranks_of(task_id):
+            try:
+                cmd = " ".join(p.cmdline())
+                if "qgt run" in cmd and "mpiexec" not in cmd and "reaper" not in cmd:
+                    p.send_signal(signal.SIGKILL)
+                    killed += 1
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.2)
+    return killed
+
+
 def attempts_started(data_dir: Path, task_id: str) -> int:
     """How many attempts ran a job: each writes its own log-<attempt>.txt."""
     return len(list((data_dir / "tasks" / task_id).glob("log-*.txt")))

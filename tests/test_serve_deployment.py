@@ -21,6 +21,7 @@ from tests.serve_fixtures import (
     SLOW_CONFIG,
     attempts_started,
     deployment,
+    kill_ranks_until_final,
     ranks_of,
     slow_qasm,
     wait_until,
@@ -138,3 +139,16 @@ def test_nats_redis_and_server_restarted_under_load(deployment):
     svc.start()
     tids += [svc.submit(BELL3, shots=64) for _ in range(2)]
     _all_done_once(d, tids, 64)
+
+
+def test_ranks_crashing_every_time_end_in_error_across_workers(deployment):
+    """Ranks killed in every attempt, whichever worker runs it: each failed attempt is
+    nak-ed and redelivered, and after worker.attempt_limit attempts the task is ERROR."""
+    d = deployment(worker_attempt_limit=2)
+    svc = d.service
+    tid = svc.submit(slow_qasm(400), shots=10, config=SLOW_CONFIG)
+    assert kill_ranks_until_final(svc, tid) >= 2
+    end = svc.wait(tid, timeout=30)
+    assert end["state"] == "ERROR" and end["attempt"] == 2, end
+    assert "gave up after 2 attempt(s)" in end["error"]
+    assert attempts_started(svc.data_dir, tid) == 2

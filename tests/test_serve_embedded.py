@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import signal
 import time
 
 import h5py
@@ -22,6 +21,7 @@ from tests.serve_fixtures import (
     BELL3,
     SLOW_CONFIG,
     attempts_started,
+    kill_ranks_until_final,
     ranks_of,
     service_factory,
     slow_qasm,
@@ -146,20 +146,10 @@ def test_ranks_crashing_every_time_end_in_error(service_factory):
     attempts the task is ERROR, saying why, never stuck or retried for ever."""
     svc = service_factory(worker_attempt_limit=2)
     tid = svc.submit(slow_qasm(400), shots=10, config=SLOW_CONFIG)
-    killed = 0
-    deadline = time.monotonic() + 120
-    while svc.task(tid)["state"] not in ("DONE", "ERROR") and time.monotonic() < deadline:
-        ranks = [p for p in ranks_of(tid) if "qgt run" in " ".join(p.cmdline())
-                 and "mpiexec" not in " ".join(p.cmdline())
-                 and "reaper" not in " ".join(p.cmdline())]
-        for p in ranks:
-            p.send_signal(signal.SIGKILL)
-            killed += 1
-        time.sleep(0.2)
+    assert kill_ranks_until_final(svc, tid) >= 2
     end = svc.task(tid)
     assert end["state"] == "ERROR", end
     assert end["attempt"] == 2 and "gave up after 2 attempt(s)" in end["error"]
-    assert killed >= 2
     assert attempts_started(svc.data_dir, tid) == 2
 
 

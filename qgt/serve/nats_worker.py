@@ -96,7 +96,7 @@ async def serve_forever(cfg, slurm: bool = False) -> None:
                 continue
             except Exception as e:  # disconnected, or the consumer is being recreated
                 free.release()
-                log.debug("fetch: %r", e)
+                log.warning("fetch from %s: %r", STREAM, e)
                 await asyncio.sleep(0.5)
                 continue
             for msg in msgs:
