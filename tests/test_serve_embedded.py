@@ -80,6 +80,9 @@ def test_bad_submissions_are_refused_at_once(service_factory):
     assert r.status_code == 422 and "ranks=4" in r.json()["detail"]
     r = svc.client.post("/tasks", json={"quantum_circuit": BELL3, "config": {"thread": 2}})
     assert r.status_code == 422 and "threads" in r.json()["detail"]  # the nearest key
+    r = svc.client.post("/tasks", json={"quantum_circuit": BELL3,
+                                        "config": {"checkpoint_dir": "/etc"}})
+    assert r.status_code == 422 and "checkpoint_dir cannot be set" in r.json()["detail"]
     r = svc.client.post("/tasks", json={"quantum_circuit": BELL3, "shot": 3})
     assert r.status_code == 422
     r = svc.client.post("/tasks", json={"quantum_circuit": BELL3 + "// " + "x" * 5000})

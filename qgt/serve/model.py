@@ -25,6 +25,12 @@ DONE, ERROR, CANCELLED = "DONE", "ERROR", "CANCELLED"
 FINAL = frozenset({DONE, ERROR, CANCELLED})
 ACTIVE = frozenset({PENDING, RUNNING, CANCELLING})  # a worker holds the lease
 
+# qgt settings a submitted task may not override: paths on the workers' file systems
+# and the checkpoint/resume protocol belong to the service.
+SERVICE_OWNED = frozenset({"checkpoint_dir", "scratch_dir", "resume", "checkpoint_keep",
+                           "checkpoint_every_steps", "checkpoint_interval",
+                           "checkpoint_at_end"})
+
 # The record's fields that are JSON (everything else is a plain string or number).
 JSON_FIELDS = ("request", "result", "progress")
 
@@ -78,6 +84,10 @@ def validate(request: dict, cfg) -> int:
     ranks = request["ranks"]
     if ranks & (ranks - 1):
         raise UserError(f"ranks must be a power of two, got {ranks}")
+    owned = sorted(SERVICE_OWNED & set(request["config"]))
+    if owned:
+        raise UserError(f"config: {', '.join(owned)} cannot be set by a task (the service "
+                        f"chooses where a task's files go)")
     try:
         load_config(env={}, overrides=request["config"], overrides_from="the task's config")
     except UserError as e:
