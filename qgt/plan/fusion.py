@@ -17,6 +17,8 @@ from qgt.plan.steps import DENSE, PhysOp
 def embed(m: np.ndarray, own: tuple[int, ...], targets: tuple[int, ...]) -> np.ndarray:
     """The matrix ``m`` on bits ``own``, as a matrix on the ordered ``targets`` (a superset
     of ``own``)."""
+    if tuple(own) == tuple(targets):  # a rotation chain on one qubit: nothing to place
+        return np.asarray(m, dtype=complex)
     k = len(targets)
     dim = 1 << k
     pos = [targets.index(t) for t in own]
