@@ -284,7 +284,8 @@ class QgtDevice(Device):
     def _tasks(self, prepared, rows=None) -> tuple[list, list]:
         groups: OrderedDict = OrderedDict()
         for i, p in enumerate(prepared):
-            key = p.key if rows is None else (p.key, rows[i].tobytes(), rows[i].shape)
+            key = p.key if rows is None or rows[i] is None else \
+                (p.key, rows[i].tobytes(), rows[i].shape)
             groups.setdefault(key, []).append(i)
         tasks, members = [], []
         for idx in groups.values():
@@ -297,7 +298,7 @@ class QgtDevice(Device):
                               tuple(first.labels), seed, state=first.state,
                               memory=bool(first.shots), name="pennylane",
                               extra={"replicate": self._too_small(first),
-                                     **({} if rows is None else
+                                     **({} if rows is None or rows[idx[0]] is None else
                                         {"adjoint": rows[idx[0]]})}))
             members.append(idx)
         return tasks, members
@@ -319,8 +320,9 @@ class QgtDevice(Device):
         if adjoint:
             for p in prepared:
                 _check_adjoint(p)
+            # a tape with nothing trainable (a plain evaluation) needs no reverse pass
             rows = [p.rows(None if cotangents is None else cotangents[i])
-                    for i, p in enumerate(prepared)]
+                    if p.tape.trainable_params else None for i, p in enumerate(prepared)]
         tasks, members = self._tasks(prepared, rows)
         per_task = self.session.run(tasks, self._progress) if tasks else []
         results: list = [None] * len(prepared)
@@ -372,7 +374,8 @@ class QgtDevice(Device):
         out = []
         for p, res in zip(self._prepared, runs):
             cols = p.trainable_columns()
-            full = np.asarray(res.metadata["adjoint"])
+            full = np.asarray(res.metadata.get("adjoint", np.zeros((len(p.tape.measurements)
+                                                                    , 0))))
             jac = np.zeros((full.shape[0], len(cols)))
             for j, c in enumerate(cols):
                 if c >= 0:
