@@ -110,16 +110,9 @@ int qgt_kern_block_norms(const double *state, size_t len, size_t block, double *
 int qgt_kern_sample_sorted(const double *state, size_t len, const double *targets, size_t ns,
                            int64_t *out_idx);
 
-/* Adjoint differentiation (qgt_kern_adjoint.c): two slices of one layout.
- * transition: <bra| A |ket> over the slice, A a 2^k x 2^k row-major matrix on
- * targets (local bits; diag != 0: 2^k diagonal entries, targets anywhere),
- * restricted to (global index & ctrl_mask) == ctrl_val.
- * pauli_axpy: out += c * X^xmask Z^zmask in (xmask on local bits; the caller
- * folds i^(number of Y) into c). */
-int qgt_kern_transition(const double *bra, const double *ket, int L, uint64_t rank_base,
-                        const int32_t *targets, int k, int diag, const double *mat,
-                        uint64_t ctrl_mask, uint64_t ctrl_val, int nthreads, double *out_re,
-                        double *out_im);
+/* Adjoint differentiation (qgt_kern_adjoint.c; the reverse pass itself is
+ * qgt_kern_adjoint_sweep above): out += c * X^xmask Z^zmask in (xmask on local
+ * bits; the caller folds i^(number of Y) into c), building lambda = O psi. */
 int qgt_kern_pauli_axpy(double *out, const double *in, int L, uint64_t rank_base,
                         uint64_t xmask, uint64_t zmask, double c_re, double c_im, int nthreads);
 

@@ -55,10 +55,6 @@ cdef extern from "qgt_kern.h" nogil:
                              int nthreads)
     int qgt_kern_sample_sorted(const double *state, size_t len, const double *targets,
                                size_t ns, int64_t *out_idx)
-    int qgt_kern_transition(const double *bra, const double *ket, int L, uint64_t rank_base,
-                            const int32_t *targets, int k, int diag, const double *mat,
-                            uint64_t ctrl_mask, uint64_t ctrl_val, int nthreads,
-                            double *out_re, double *out_im)
     int qgt_kern_pauli_axpy(double *out, const double *inp, int L, uint64_t rank_base,
                             uint64_t xmask, uint64_t zmask, double c_re, double c_im,
                             int nthreads)

@@ -310,36 +310,6 @@ def adjoint_sweep(psi, lam, L, rank_base, wmap, OpList inverse not None,
     return out[:len(derivs)]
 
 
-def transition(bra, ket, L, rank_base, targets, diag, mat, ctrl_mask, ctrl_val, nthreads):
-    """<bra| A |ket> over this slice (csrc/qgt_kern_adjoint.c): A on ``targets`` (a
-    2^k x 2^k matrix, or 2^k diagonal entries when ``diag``), where the global index
-    has ``ctrl_val`` under ``ctrl_mask``."""
-    cdef const double *b = <const double *>_data(bra, "bra", np.complex128, False)
-    cdef const double *p = <const double *>_data(ket, "ket", np.complex128, False)
-    cdef int L_ = _int(L, "L", 0, 62)
-    if bra.shape[0] != (1 << L_) or ket.shape[0] != (1 << L_):
-        raise InternalError(f"bra/ket have {bra.shape[0]}/{ket.shape[0]} amplitudes, "
-                            f"expected 2^{L_}")
-    t = np.ascontiguousarray(targets, dtype=np.int32)
-    cdef int k = t.shape[0]
-    m = np.ascontiguousarray(mat, dtype=np.complex128).ravel()
-    if m.shape[0] != ((1 << k) if diag else (1 << (2 * k))):
-        raise InternalError(f"transition matrix has {m.shape[0]} entries for {k} targets")
-    cdef const int32_t[::1] tv = t if k else np.zeros(1, dtype=np.int32)
-    cdef const double *mp = <const double *>_data(m, "mat", np.complex128, False)
-    cdef uint64_t rb = _u64(rank_base, "rank_base")
-    cdef uint64_t cm = _u64(ctrl_mask, "ctrl_mask")
-    cdef uint64_t cv = _u64(ctrl_val, "ctrl_val")
-    cdef int dg = 1 if diag else 0
-    cdef int nt = _int(nthreads, "nthreads", 1, 1024)
-    cdef double re = 0.0, im = 0.0
-    cdef int rc
-    with nogil:
-        rc = qgt_kern_transition(b, p, L_, rb, &tv[0], k, dg, mp, cm, cv, nt, &re, &im)
-    _check(rc)
-    return complex(re, im)
-
-
 def pauli_axpy(out, inp, L, rank_base, xmask, zmask, coeff, nthreads):
     """out += coeff * X^xmask Z^zmask inp, in place (csrc/qgt_kern_adjoint.c)."""
     cdef double *o = <double *>_data(out, "out", np.complex128, True)
