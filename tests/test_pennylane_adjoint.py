@@ -249,6 +249,14 @@ def test_best_picks_adjoint_where_it_applies():
     assert resolved(qml.QNode(probs, dev))(x).gradient_method is qml.gradients.param_shift
     shots = qml.set_shots(qml.QNode(ev, dev), 100)
     assert resolved(shots)(x).gradient_method is qml.gradients.param_shift
+
+    def hermitian(m):  # a trainable observable matrix: adjoint cannot, so parameter-shift
+        qml.RX(0.3, 0)
+        return qml.expval(qml.Hermitian(m, wires=0))
+
+    m = qml.numpy.array([[1.0, 0.5], [0.5, -1.0]], requires_grad=True)
+    assert resolved(qml.QNode(hermitian, dev))(m).gradient_method is \
+        qml.gradients.param_shift
     assert abs(qml.grad(qml.QNode(ev, dev))(x) + np.sin(0.3)) < 1e-10
     np.testing.assert_allclose(qml.jacobian(qml.QNode(probs, dev))(x),
                                [-np.sin(0.3) / 2, np.sin(0.3) / 2], atol=1e-10)

@@ -421,10 +421,15 @@ def _jacobian_shape(jac: np.ndarray):
 
 def _adjoint_applies(tape) -> bool:
     """Whether adjoint differentiation answers this tape: analytic expectation values of
-    Pauli words, sums and small Hermitians (what "best" then picks, as lightning does)."""
-    return not tape.shots and all(
-        isinstance(mp, ExpectationMP) and mp.obs is not None and mp.mv is None and
-        pauli_sentence(mp.obs) is not None for mp in tape.measurements)
+    Pauli words, sums and small Hermitians, every trainable parameter a gate angle (what
+    "best" then picks, as lightning does; otherwise parameter-shift)."""
+    if tape.shots or not all(
+            isinstance(mp, ExpectationMP) and mp.obs is not None and mp.mv is None and
+            pauli_sentence(mp.obs) is not None for mp in tape.measurements):
+        return False
+    owners = [op.name for op in tape.operations for _ in op.data]  # per tape parameter
+    return all(t < len(owners) and (owners[t] in conv.GATES or owners[t] in
+                                    ("Rot", "GlobalPhase")) for t in tape.trainable_params)
 
 
 def _check_adjoint(p: _Prepared) -> None:
