@@ -32,7 +32,9 @@ _ = deployment  # a fixture (imported for pytest)
 
 
 def _attempt_ranks(task_id: str, attempt: int):
-    return [p for p in ranks_of(task_id) if f"result-{attempt}.json" in " ".join(p.cmdline())]
+    # the command lines ranks_of read: a rank may exit before a second look at /proc
+    return [p for p in ranks_of(task_id)
+            if f"result-{attempt}.json" in " ".join(p.info["cmdline"] or [])]
 
 
 def test_worker_sigkilled_mid_run_resumes_elsewhere(deployment):
