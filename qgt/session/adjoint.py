@@ -215,10 +215,13 @@ def check_memory(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
             return (f"adjoint differentiation on the SSD tier keeps a second state on disk: "
                     f"{fmt(dense)} more on this node, but scratch_dir has {fmt(free)} free")
         # RAM: psi's engine, plus lambda's with no prefetch (2 group and 4 page buffers)
+        from qgt.runtime.capacity import ADJOINT_GROUPS
+
         group, page = 16 << plan.block_qubits, 16 << plan.page_floor
-        need = (cfg.prefetch_depth + 4) * group + 8 * page
+        groups = cfg.prefetch_depth + 2 + ADJOINT_GROUPS  # the ring choose_tier sized
+        need = groups * group + 8 * page
         if need > limit:
-            return (f"adjoint differentiation on the SSD tier holds {cfg.prefetch_depth + 4} "
+            return (f"adjoint differentiation on the SSD tier holds {groups} "
                     f"page groups of {fmt(group)} per rank ({fmt(need)}), but {source} is "
                     f"{fmt(limit)}: lower block_qubits or raise memory_limit")
         return None
