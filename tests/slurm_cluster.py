@@ -15,6 +15,7 @@ with the daemons' logs, so a broken setup is never mistaken for a skip.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -396,6 +397,11 @@ class SlurmCluster:
             "SchedulerType=sched/builtin",
             "SchedulerParameters=sched_interval=1",
             "MpiDefault=pmi2",
+            # A fresh job-id range per cluster. With -i (no saved state) every cluster would
+            # number from 1 again, and MPICH names its node shared-memory segment after the
+            # PMI kvsname (job.step): a segment a SIGKILLed job left in /dev/shm under the
+            # same name makes the next job's MPI_Init read stale addresses and abort.
+            f"FirstJobId={random.randrange(1000, 60_000_000)}",
             "JobRequeue=1",
             "ReturnToService=2",
             # Fast teardown and requeue: SIGKILL 2 s after SIGTERM; no grace beyond the limit.

@@ -13,6 +13,8 @@ The cluster fixture (tests/slurm_cluster.py) skips everything when slurm-wlm is 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ import h5py
 import numpy as np
 import pytest
 
+from qgt.runtime import stale_shm
 from tests.conftest import QGT, clean_env, run_qgt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +126,22 @@ def _wait_for_checkpoint(cluster, job_id: int, ckpt_dir: Path, timeout: float) -
     return 0.0
 
 
+def _assert_uninterrupted_state(tmp_path: Path, job: int) -> None:
+    """The job's final state equals the same circuit and settings run uninterrupted, without
+    checkpoints."""
+    ref = tmp_path / "reference.h5"
+    ref_env = clean_env(**{k: v for k, v in REQUEUE_ENV.items() if "CHECKPOINT" not in k})
+    proc = run_qgt(2, ["run", TROTTER, "--statevector", str(ref), "--quiet"], env=ref_env,
+                   cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(tmp_path / f"state-{job}.h5", "r") as f:
+        resumed = f["state"][...]
+    with h5py.File(ref, "r") as f:
+        reference = f["state"][...]
+    assert np.max(np.abs(resumed - reference)) <= 1e-12
+    assert abs(np.vdot(resumed, resumed).real - 1) < 1e-10
+
+
 def test_requeue_script_resumes_to_the_uninterrupted_state(slurm_cluster, tmp_path):
     if not _has_resume():
         pytest.skip("`qgt run --help` has no --resume: checkpoint/restart not in this build")
@@ -164,20 +183,56 @@ def test_requeue_script_resumes_to_the_uninterrupted_state(slurm_cluster, tmp_pa
     assert res["ranks"] == 2 and res["n_qubits"] == 16
     assert str(res["metadata"].get("resumed_from", "")).startswith(str(ckpt)), res["metadata"]
 
-    # The same circuit and settings, uninterrupted and without checkpoints.
-    ref = tmp_path / "reference.h5"
-    ref_env = clean_env(**{k: v for k, v in REQUEUE_ENV.items() if "CHECKPOINT" not in k})
-    proc = run_qgt(2, ["run", TROTTER, "--statevector", str(ref), "--quiet"], env=ref_env,
-                   cwd=tmp_path, timeout=240)
-    assert proc.returncode == 0, proc.stderr
-    with h5py.File(tmp_path / f"state-{job}.h5", "r") as f:
-        resumed = f["state"][...]
-    with h5py.File(ref, "r") as f:
-        reference = f["state"][...]
-    assert np.max(np.abs(resumed - reference)) <= 1e-12
-    assert abs(np.vdot(resumed, resumed).real - 1) < 1e-10
+    _assert_uninterrupted_state(tmp_path, job)
     print(f"requeue-long {TROTTER}: first checkpoint {t_ckpt:.1f} s after start, "
           f"COMPLETED after {info['RestartCnt']} restart(s), {t_done:.1f} s in all")
+
+
+def _kill_ranks(ckpt_dir: Path) -> list[int]:
+    """SIGKILL the qgt ranks of the run writing to ckpt_dir (as the OOM killer would), not srun."""
+    killed = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if f"checkpoint_dir={ckpt_dir}" in argv and Path(argv[0]).name != "srun":
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+            except ProcessLookupError:
+                continue
+    return killed
+
+
+def test_requeue_after_the_ranks_were_killed_resumes(slurm_cluster, tmp_path):
+    """Ranks SIGKILLed mid-run leave MPICH's node segment behind under the job step's name;
+    requeued, the same job id must still start MPI (the script removes this job's leftovers)
+    and resume from the newest checkpoint to the right state."""
+    ckpt = tmp_path / "ckpt"
+    env = {"QGT_VENV": str(VENV), "QGT_CHECKPOINT_DIR": str(ckpt), "QGT_BINDING": "none",
+           **REQUEUE_ENV}
+    job = slurm_cluster.submit(SLURM / "requeue-long.sbatch", *SMALL_JOB, _export(env),
+                               script_args=[TROTTER], cwd=tmp_path)
+    slurm_cluster.wait_state(job, ["RUNNING"], timeout=60)
+    _wait_for_checkpoint(slurm_cluster, job, ckpt, timeout=120)
+    assert _kill_ranks(ckpt), "no qgt rank found to kill"
+    assert slurm_cluster.wait_job(job, timeout=120) == "FAILED", slurm_cluster.output(job)
+    leftovers = stale_shm.stale_segments(str(job))
+    slurm_cluster.run(["scontrol", "requeue", str(job)])
+    state = slurm_cluster.wait_job(job, timeout=300)
+    out = slurm_cluster.output(job)
+    if state != "COMPLETED":
+        _fail(slurm_cluster, job, f"the requeued job ended {state}")
+    assert "SLURM_RESTART_COUNT=1" in out and "qgt exited 0" in out, out
+    # The killed run's segments were there, and the restart removed exactly those.
+    assert leftovers, "the killed ranks left no MPICH segment: nothing was tested"
+    assert all(p.name in out for p in leftovers) and not stale_shm.stale_segments(str(job)), out
+    res = json.loads((tmp_path / f"result-{job}.json").read_text())
+    assert str(res["metadata"].get("resumed_from", "")).startswith(str(ckpt)), res["metadata"]
+    _assert_uninterrupted_state(tmp_path, job)
 
 
 def test_requeue_script_does_not_requeue_a_user_error(slurm_cluster, tmp_path):
