@@ -88,6 +88,30 @@ _CLOSED = {
 }
 
 
+# dE/dt E^dagger of the one-angle closed forms: constant in t (E = exp(-i t G / 2), and
+# p(t) = diag(1, e^{it})), the form adjoint differentiation takes; diagonals as vectors
+_GENERATORS = {
+    _rx: -0.5j * np.array([[0, 1], [1, 0]], dtype=complex),
+    _ry: -0.5j * np.array([[0, -1j], [1j, 0]]),
+    _rz: np.array([-0.5j, 0.5j]),
+    _p: np.array([0.0, 1j]),
+    _rzz: -0.5j * np.array([1.0, -1.0, -1.0, 1.0]),
+}
+
+
+def generator(slot, k: int) -> np.ndarray | None:
+    """dE/dv_k E^dagger of a slot whose closed form takes parameter k as its only angle
+    (rx(theta), rzz(gamma), ...), or None (an expression, u, no closed form)."""
+    if slot.closed is None:
+        return None
+    fn, getters = slot.closed
+    if len(getters) != 1 or not isinstance(getters[0], _Column) or getters[0].j != k:
+        return None
+    if isinstance(fn, _Two):
+        return -0.5j * fn.k
+    return _GENERATORS.get(fn)
+
+
 def _generic(parameters) -> dict:
     """Values no real ansatz hits exactly: (k + golden ratio) * pi / 7."""
     phi = (1 + 5 ** 0.5) / 2

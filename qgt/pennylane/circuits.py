@@ -42,8 +42,18 @@ MATRIX_WIRES = 10  # an operation without a decomposition runs as its matrix up 
 _STANDARD = get_standard_gate_name_mapping()
 
 
-def _angles(op) -> list[float]:
-    return [float(np.real(p)) for p in op.parameters]
+def _angles(op) -> list:
+    """The op's angles: floats, or (batch,) arrays for a broadcast parameter."""
+    return [np.real(p) if np.ndim(p) else float(np.real(p)) for p in op.parameters]
+
+
+def value_rows(values: list, batch: int | None) -> np.ndarray:
+    """A converted tape's values as (batch or 1, parameters) rows: a broadcast tape has one
+    value set per batch element (scalar angles repeat)."""
+    if batch is None:
+        return np.array([values], dtype=float).reshape(1, len(values))
+    return np.stack([np.broadcast_to(np.asarray(v, dtype=float), (batch,)) for v in values],
+                    axis=1) if values else np.zeros((batch, 0))
 
 
 def structure_key(tape, wire_order, measured: bool) -> tuple:

@@ -75,6 +75,40 @@ def shots_to_z_basis(tape: QuantumScript) -> tuple[list, PostprocessingFn]:
     return out, fn
 
 
+def _gate_or_plain(op) -> bool:
+    """Not broadcast, or an angle gate (its angles become one value set per element)."""
+    return op.batch_size is None or op.name in conv.GATES or op.name == "Rot"
+
+
+def _broadcast_answered(tape) -> bool:
+    """Whether a broadcast tape runs whole, as one task of batch_size value sets: analytic
+    expectation values and variances of Pauli sums (Hermitians included), no trainable
+    parameter broadcast (its gradient is per element: the split tapes give that)."""
+    if any(qml.math.ndim(p) for p in tape.get_parameters(trainable_only=True)):
+        return False
+    return not tape.shots and all(
+        isinstance(mp, (ExpectationMP, VarianceMP)) and mp.obs is not None and mp.mv is None
+        and pauli_sentence(mp.obs) is not None for mp in tape.measurements)
+
+
+@transform
+def broadcast_unless_native(tape: QuantumScript) -> tuple[list, PostprocessingFn]:
+    """A broadcast tape qgt answers per value set stays one tape (one task, one plan, one
+    conversion); any other is split into one tape per element (broadcast_expand)."""
+    if tape.batch_size is None or (_broadcast_answered(tape) and all(
+            _gate_or_plain(op) or op.has_decomposition for op in tape.operations)):
+        return [tape], _null
+    return broadcast_expand(tape)
+
+
+@transform
+def expand_leftover_broadcast(tape: QuantumScript) -> tuple[list, PostprocessingFn]:
+    """After decomposition: a broadcast op that is not an angle gate splits the tape."""
+    if tape.batch_size is None or all(_gate_or_plain(op) for op in tape.operations):
+        return [tape], _null
+    return broadcast_expand(tape)
+
+
 def _native(op) -> bool:
     """Converted as such; an operation with a matrix and no decomposition (BlockEncode,
     DoubleExcitationPlus) runs as its matrix."""
@@ -106,6 +140,7 @@ class _Prepared:
     def __init__(self, tape, wire_order, converter=None):
         self.tape = tape
         self.wires = wire_order
+        self.batch = tape.batch_size  # a broadcast tape: that many value sets, one task
         self.shots = int(tape.shots.total_shots or 0)
         self.sentences: dict[int, tuple] = {}  # measurement index -> (ps, ps^2 or None)
         self.labels: dict[str, None] = {}
@@ -175,7 +210,25 @@ class _Prepared:
             total += np.real(c) * (1.0 if label is None else ev[label])
         return float(total)
 
-    def result(self, res):
+    def value_rows(self) -> np.ndarray:
+        return conv.value_rows(self.converted.values, self.batch)
+
+    @property
+    def width(self) -> int:
+        """Value sets (session Results) this tape takes: its batch size, or 1."""
+        return self.batch or 1
+
+    def result(self, runs: list):
+        """PennyLane's result from the tape's Results (a broadcast tape's: (batch,)
+        arrays, as after broadcast_expand)."""
+        if self.batch is None:
+            return self._result(runs[0])
+        per = [self._result(r) for r in runs]
+        if len(self.tape.measurements) == 1:
+            return np.array(per)
+        return tuple(np.array([p[m] for p in per]) for m in range(len(per[0])))
+
+    def _result(self, res):
         mps = self.tape.measurements
         if self.shots:
             samples = conv.samples_array(res.memory, len(self.wires))
@@ -270,11 +323,12 @@ class QgtDevice(Device):
         program.add_transform(validate_observables, stopping_condition=_observable_ok,
                               name=self.name)
         program.add_transform(defer_measurements, allow_postselect=False)
-        program.add_transform(broadcast_expand)
+        program.add_transform(broadcast_unless_native)
         program.add_transform(shots_to_z_basis)
         program.add_transform(decompose, stopping_condition=_native,
                               skip_initial_state_prep=False, name=self.name,
                               device_wires=self.wires, target_gates=set(conv.NATIVE))
+        program.add_transform(expand_leftover_broadcast)
         return program
 
     # ---- execution ------------------------------------------------------------------
@@ -292,14 +346,17 @@ class QgtDevice(Device):
             first = prepared[idx[0]]
             values = None
             if first.converted.circuit.parameters:
-                values = np.array([prepared[i].converted.values for i in idx], dtype=float)
+                values = np.concatenate([prepared[i].value_rows() for i in idx])
             seed = int(self._rng.integers(1 << 31)) if self._rng is not None else None
+            extra = {"replicate": self._too_small(first)}
+            if rows is not None and rows[idx[0]] is not None:
+                # only the tapes' trainable parameters are differentiated
+                extra["adjoint"] = rows[idx[0]]
+                extra["adjoint_columns"] = sorted({c for i in idx for c in
+                                                   prepared[i].trainable_columns() if c >= 0})
             tasks.append(Task(first.converted.circuit, values, first.shots,
                               tuple(first.labels), seed, state=first.state,
-                              memory=bool(first.shots), name="pennylane",
-                              extra={"replicate": self._too_small(first),
-                                     **({} if rows is None or rows[idx[0]] is None else
-                                        {"adjoint": rows[idx[0]]})}))
+                              memory=bool(first.shots), name="pennylane", extra=extra))
             members.append(idx)
         return tasks, members
 
@@ -321,16 +378,19 @@ class QgtDevice(Device):
             for p in prepared:
                 _check_adjoint(p)
             # a tape with nothing trainable (a plain evaluation) needs no reverse pass
-            rows = [p.rows(None if cotangents is None else cotangents[i])
+            # (a broadcast tape's cotangents differ per value set: folded after the pass)
+            rows = [p.rows(None if cotangents is None or p.batch else cotangents[i])
                     if p.tape.trainable_params else None for i, p in enumerate(prepared)]
         tasks, members = self._tasks(prepared, rows)
         per_task = self.session.run(tasks, self._progress) if tasks else []
         results: list = [None] * len(prepared)
         runs: list = [None] * len(prepared)
         for idx, task_results in zip(members, per_task):
-            for i, res in zip(idx, task_results):
-                results[i] = prepared[i].result(res)
-                runs[i] = res
+            at = 0
+            for i in idx:
+                runs[i] = task_results[at:at + prepared[i].width]
+                at += prepared[i].width
+                results[i] = prepared[i].result(runs[i])
         self._prepared = prepared
         return results, runs, tasks
 
@@ -339,14 +399,18 @@ class QgtDevice(Device):
             return
         self.tracker.update(batches=1, batch_len=len(circuits), tasks=len(tasks))
         self.tracker.record()
-        for tape, r, res in zip(circuits, results, runs):
-            t = res.timings
-            info = {"executions": 1, "results": r,
-                    "plan_cache_hits": int(bool(res.metadata.get("plan_cache", {}).get("hit"))),
-                    "plan_seconds": float(t.get("plan", 0.0)),
-                    "compute_seconds": float(t.get("compute", 0.0) + t.get("reductions", 0.0)),
-                    "communication_seconds": float(t.get("communication", 0.0)),
-                    **_io(res.metadata)}
+        for tape, r, chunk in zip(circuits, results, runs):
+            def total(*keys, chunk=chunk):
+                return float(sum(res.timings.get(k, 0.0) for res in chunk for k in keys))
+
+            ios = [_io(res.metadata) for res in chunk]
+            info = {"executions": len(chunk), "results": r,
+                    "plan_cache_hits": sum(int(bool(res.metadata.get("plan_cache", {})
+                                                    .get("hit"))) for res in chunk),
+                    "plan_seconds": total("plan"),
+                    "compute_seconds": total("compute", "reductions"),
+                    "communication_seconds": total("communication"),
+                    **{k: sum(io[k] for io in ios) for k in ios[0]}}
             if tape.shots:
                 info["shots"] = tape.shots.total_shots
             self.tracker.update(**info)
@@ -372,15 +436,19 @@ class QgtDevice(Device):
         results, runs, tasks = self._run(circuits, cotangents, adjoint=True)
         self._track(circuits, results, runs, tasks)
         out = []
-        for p, res in zip(self._prepared, runs):
+        for p, chunk in zip(self._prepared, runs):
             cols = p.trainable_columns()
-            full = np.asarray(res.metadata.get("adjoint", np.zeros((len(p.tape.measurements)
-                                                                    , 0))))
-            jac = np.zeros((full.shape[0], len(cols)))
-            for j, c in enumerate(cols):
-                if c >= 0:
-                    jac[:, j] = full[:, c]
-            out.append(jac)
+            jacs = []
+            for res in chunk:
+                full = np.asarray(res.metadata.get("adjoint", np.zeros(
+                    (len(p.tape.measurements), 0))))
+                jac = np.zeros((full.shape[0], len(cols)))
+                for j, c in enumerate(cols):
+                    if c >= 0:
+                        jac[:, j] = full[:, c]
+                jacs.append(jac)
+            # (rows, parameters), or (batch, measurements, parameters) for a broadcast tape
+            out.append(jacs[0] if p.batch is None else np.stack(jacs))
         return results, out
 
     def compute_derivatives(self, circuits, execution_config=None):
@@ -388,7 +456,9 @@ class QgtDevice(Device):
 
     def execute_and_compute_derivatives(self, circuits, execution_config=None):
         results, jacs = self._jacobians(circuits)
-        return tuple(results), tuple(_jacobian_shape(j) for j in jacs)
+        return tuple(results), tuple(_jacobian_shape(j) if p.batch is None else
+                                     _batched_jacobian_shape(j)
+                                     for p, j in zip(self._prepared, jacs))
 
     def compute_vjp(self, circuits, cotangents, execution_config=None):
         return self.execute_and_compute_vjp(circuits, cotangents, execution_config)[1]
@@ -396,7 +466,12 @@ class QgtDevice(Device):
     def execute_and_compute_vjp(self, circuits, cotangents, execution_config=None):
         cots = [np.atleast_1d(np.asarray(c, dtype=float)).ravel() for c in cotangents]
         results, jacs = self._jacobians(circuits, cots)
-        return tuple(results), tuple(tuple(np.array(v) for v in j[0]) for j in jacs)
+        vjps = []
+        for p, j, dy in zip(self._prepared, jacs, cots):
+            if p.batch is not None:  # (batch, K, T) with dy per measurement and element
+                j = np.einsum("kb,bkt->t", dy.reshape(j.shape[1], j.shape[0]), j)[None, :]
+            vjps.append(tuple(np.array(v) for v in j[0]))
+        return tuple(results), tuple(vjps)
 
 
 def _io(meta: dict) -> dict:
@@ -417,6 +492,18 @@ def _jacobian_shape(jac: np.ndarray):
     if jac.ndim == 1:
         return tuple(np.array(j) for j in jac)
     return tuple(tuple(np.array(j_) for j_ in j) for j in jac)
+
+
+def _batched_jacobian_shape(jac: np.ndarray):
+    """(batch, measurements, parameters) in the nesting of a broadcast tape's Jacobian:
+    per measurement, per parameter, a (batch,) array (as parameter-shift gives)."""
+    _, k, t = jac.shape
+    if t == 0:
+        return _jacobian_shape(jac[0])
+    per = [tuple(np.array(jac[:, m, j]) for j in range(t)) for m in range(k)]
+    if t == 1:
+        per = [p[0] for p in per]
+    return per[0] if k == 1 else tuple(per)
 
 
 def _adjoint_applies(tape) -> bool:

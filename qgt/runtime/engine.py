@@ -31,9 +31,14 @@ def condition_holds(cond, clbits: int) -> bool:
     return (got == cond.value) == getattr(cond, "equal", True)
 
 
+def kernel_op(op: PhysOp, matrix=None) -> tuple:
+    """``op`` (or ``matrix`` on its targets and controls) as a qgt_kern op tuple."""
+    return (_KIND[op.kind], op.targets, op.ctrl_mask, op.ctrl_val,
+            np.ascontiguousarray(op.matrix if matrix is None else matrix, dtype=complex))
+
+
 def pack(ops) -> _kern.OpList:
-    return _kern.OpList([(_KIND[op.kind], op.targets, op.ctrl_mask, op.ctrl_val,
-                          np.ascontiguousarray(op.matrix, dtype=complex)) for op in ops])
+    return _kern.OpList([kernel_op(op) for op in ops])
 
 
 class Engine:

@@ -20,16 +20,19 @@ observables' expectation values with respect to the circuit's P parameters.
     lambda                                          +--->--->--->--+  (built here)
     both    <---<---<---<---<---<---<---<---<---<---<---<---<---<--+  (reverse pass)
 
-The plan is the one the cache holds, fused blocks included: dU/dt of a block is the
-product of its members with the member t enters replaced by that member's derivative (a
-central difference, h = 1e-5: error ~1e-11), so any gate qgt runs is differentiable, not
-only rotations.  One backward pass per observable (a VJP folds them into one), so the
-working memory is two state-sized buffers per rank (psi and lambda, each with its
-exchange buffers) whatever the number of parameters and observables; it is checked
-against memory_limit before allocating.  Out of core, lambda is a second page store beside
-psi's (twice the scratch space, checked against the free space; the plan's page groups
-are sized for both engines, ``choose_tier(adjoint=True)``) and the backward pass reads
-and writes both stores once per outer sweep, group by group (see ``_ooc_sweep_back``).
+The plan is the one the cache holds, fused blocks included: for a block U = e_n ... e_1,
+(dU/dt) U^dag = sum_j S_j (de_j/dt e_j^dag) S_j^dag with S_j = e_n ... e_{j+1}. For a
+rotation de/dt e^dag is its constant generator (-i/2 G); for any other gate it is a
+central difference (h = 1e-5: error ~1e-11), so any gate qgt runs is differentiable, not
+only rotations. Only the parameters asked for are differentiated
+(``extra["adjoint_columns"]``: PennyLane's trainable ones). One backward pass per
+observable (a VJP folds them into one), so the working memory is two state-sized buffers
+per rank (psi and lambda, each with its exchange buffers) whatever the number of
+parameters and observables; it is checked against memory_limit before allocating. Out of
+core, lambda is a second page store beside psi's (twice the scratch space, checked against
+the free space; the plan's page groups are sized for both engines,
+``choose_tier(adjoint=True)``) and the backward pass reads and writes both stores once per
+outer sweep, group by group (see ``_ooc_sweep_back``).
 """
 
 from __future__ import annotations
@@ -41,31 +44,27 @@ import numpy as np
 
 from qgt import _kern
 from qgt.errors import CapacityError, InternalError, UserError
+from qgt.plan.fusion import embed
 from qgt.plan.steps import DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
-from qgt.runtime.engine import pack
+from qgt.runtime.engine import kernel_op
 
 STEP = 1e-5  # central-difference step for dU/dt (matrices are smooth in their angles)
 
 
-def _dagger(op: PhysOp) -> PhysOp:
+def _dagger(op: PhysOp) -> tuple:
     if op.kind == SWAPBITS:
-        return op
+        return kernel_op(op, op.matrix)
     m = np.asarray(op.matrix)
-    inv = m.conj() if op.kind == DIAG else m.conj().T
-    return PhysOp(op.kind, op.targets, np.ascontiguousarray(inv), op.ctrl_mask, op.ctrl_val,
-                  name=op.name)
+    return kernel_op(op, m.conj() if op.kind == DIAG else m.conj().T)
 
 
-def _plus_identity(op: PhysOp, amat: np.ndarray) -> PhysOp:
+def _plus_identity(op: PhysOp, amat: np.ndarray) -> tuple:
     """A + I on the op's targets and controls: the form qgt_kern_adjoint_sweep takes
     (kernels leave amplitudes outside an op's support as they are, so <l|(A+I)p - p>
     is <l|A|p> on the support alone)."""
-    a = np.array(amat, dtype=complex)
-    if op.kind == DIAG:
-        a = a + 1.0
-    else:
-        a = a + np.eye(a.shape[0])
-    return PhysOp(op.kind, op.targets, a, op.ctrl_mask, op.ctrl_val, name="derivative")
+    a = np.asarray(amat, dtype=complex)
+    a = a + 1.0 if op.kind == DIAG else a + np.eye(a.shape[0])
+    return kernel_op(op, a)
 
 
 def _reversed(ops, derivatives):
@@ -80,7 +79,7 @@ def _reversed(ops, derivatives):
             at.append(k)
             params.append(j)
         inverse.append(_dagger(op))
-    return pack(inverse), pack(ders), at, params
+    return _kern.OpList(inverse), _kern.OpList(ders), at, params
 
 
 def _slots_by_parameter(template) -> dict[int, list]:
@@ -114,33 +113,33 @@ def _items(entry, values, slots=None) -> dict:
     return {entry.origins[k]: m for k, m in mats.items() if k in entry.origins}
 
 
-def _item_derivatives(entry, values, k: int, slots) -> dict:
-    """Plan item -> d(matrix)/d(parameter k) for the items of ``slots``: a central
-    difference of the slot's closed form (rotations and friends, the common case), or of
-    its lowering through the template otherwise."""
+def _lowered_derivative(entry, values, k: int, slot) -> dict:
+    """Plan item -> d(matrix)/d(parameter k) for a slot without a one-angle generator: a
+    central difference of its closed form, or of its lowering through the template."""
     vp, vm = np.array(values, dtype=float), np.array(values, dtype=float)
     vp[k] += STEP
     vm[k] -= STEP
-    out, lowered = {}, []
-    for slot in slots:
-        item = entry.origins.get(slot.start)
-        if slot.closed is None or item is None:
-            lowered.append(slot)
-            continue
+    item = entry.origins.get(slot.start)
+    if slot.closed is not None and item is not None:
         fn, getters = slot.closed
-        out[item] = (np.asarray(fn(*[g(vp) for g in getters]), dtype=complex) -
-                     np.asarray(fn(*[g(vm) for g in getters]), dtype=complex)) / (2 * STEP)
-    if lowered:
-        plus, minus = _items(entry, vp, lowered), _items(entry, vm, lowered)
-        out.update({i: (np.asarray(plus[i]) - np.asarray(minus[i])) / (2 * STEP)
-                    for i in plus})
-    return out
+        return {item: (np.asarray(fn(*[g(vp) for g in getters]), dtype=complex) -
+                       np.asarray(fn(*[g(vm) for g in getters]), dtype=complex)) / (2 * STEP)}
+    plus, minus = _items(entry, vp, [slot]), _items(entry, vm, [slot])
+    return {i: (np.asarray(plus[i]) - np.asarray(minus[i])) / (2 * STEP) for i in plus}
+
+
+def _times_dagger(d: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """d m^dagger, for matrices or diagonals (vectors)."""
+    d, m = np.asarray(d), np.asarray(m)
+    if d.ndim == 1 and m.ndim == 1:
+        return d * m.conj()
+    return (np.diag(d) if d.ndim == 1 else d) @ (np.diag(m) if m.ndim == 1 else m).conj().T
 
 
 def _where(entry, plan) -> dict:
-    """Plan item -> the (step, op) positions built from it.  A plan rebound from the
-    entry's keeps its ops' ``src`` (the same objects), so the map is made once per entry;
-    a binding planned afresh gets its own."""
+    """Plan item -> the (step, op, position in the op's sources) places built from it.  A
+    plan rebound from the entry's keeps its ops' ``src`` (the same objects), so the map is
+    made once per entry; a binding planned afresh gets its own."""
     cached = getattr(entry, "_adjoint_where", None)
     if cached is not None and _same_sources(cached[0], plan):
         return cached[1]
@@ -148,8 +147,8 @@ def _where(entry, plan) -> dict:
     for s, step in enumerate(plan.steps):
         if isinstance(step, Sweep):
             for o, op in enumerate(step.ops):
-                for i, _ in op.src:
-                    where.setdefault(i, []).append((s, o))
+                for pos, (i, _) in enumerate(op.src):
+                    where.setdefault(i, []).append((s, o, pos))
     entry._adjoint_where = (plan, where)
     return where
 
@@ -166,35 +165,74 @@ def _same_sources(a, b) -> bool:
     return True
 
 
-def derivative_ops(entry, values, plan) -> dict:
+class _Conjugator:
+    """For a fused op M = e_n ... e_1 (its items embedded on its targets), S_j = e_n ...
+    e_{j+1}: dM/dt M^dagger = sum_j S_j (dE_j E_j^dagger) S_j^dagger over the items t
+    enters, since the e's are unitary.  Suffixes are made once per op and binding."""
+
+    def __init__(self, base: dict):
+        self.base = base
+        self._suffix: dict = {}
+
+    def suffix(self, s: int, o: int, op: PhysOp, pos: int) -> np.ndarray | None:
+        key = (s, o)
+        got = self._suffix.get(key)
+        if got is None:
+            got = [None] * len(op.src)
+            acc = None
+            for j in range(len(op.src) - 1, -1, -1):
+                got[j] = acc
+                i, own = op.src[j]
+                m = np.asarray(self.base[i])
+                e = embed(np.diag(m) if m.ndim == 1 else m, own, op.targets)
+                acc = e if acc is None else acc @ e
+            self._suffix[key] = got
+        return got[pos]
+
+    def place(self, s, o, op: PhysOp, pos: int, gen: np.ndarray) -> np.ndarray:
+        """The generator of source ``pos`` as A on the whole op (op's kind and targets)."""
+        if len(op.src) == 1:
+            if op.kind == DIAG:
+                return gen if gen.ndim == 1 else np.diag(gen)
+            return np.diag(gen) if gen.ndim == 1 else gen
+        _, own = op.src[pos]
+        g = embed(np.diag(gen) if gen.ndim == 1 else gen, own, op.targets)
+        sfx = self.suffix(s, o, op, pos)
+        return g if sfx is None else sfx @ g @ sfx.conj().T
+
+
+def derivative_ops(entry, values, plan, columns=None) -> dict:
     """{(step, op): [(parameter, A = dU/dt U^dag), ...]} for every op of ``plan`` (the
-    entry's plan bound at ``values``) that parameter t reaches: only those ops are
-    rebuilt, from their items at values +- STEP."""
-    from qgt.plan.rebind import _rebuilt
+    entry's plan bound at ``values``) that parameter t reaches, for the parameters in
+    ``columns`` (default: all).  A rotation's dE E^dag is its constant generator
+    (qgt.frontend.params.generator); other slots take a central difference."""
+    from qgt.frontend.params import generator
 
     deps = getattr(entry, "_adjoint_slots", None)
     if deps is None:
         deps = entry._adjoint_slots = _slots_by_parameter(entry.template)
     where = _where(entry, plan)
     base = {**entry.base, **_items(entry, values)}
+    conj = _Conjugator(base)
     out: dict = {}
-    for k in range(len(values)):
-        d_items = _item_derivatives(entry, values, k, deps.get(k, []))
-        # an op's matrix is a product of its items' matrices, linear in each: dU/dt is
-        # the sum over the items t enters of the product with that item's derivative
-        touched: dict = {}
-        for i in d_items:
-            for so in where.get(i, ()):
-                touched.setdefault(so, []).append(i)
-        for (s, o), items in sorted(touched.items()):
-            op = plan.steps[s].ops[o]
-            own = {j: base[j] for j, _ in op.src if j in base}
-            d = sum(np.asarray(_rebuilt(op, {**own, i: d_items[i]}).matrix) for i in items)
-            if not np.any(d):
-                continue
-            m = np.asarray(op.matrix)
-            amat = d * m.conj() if op.kind == DIAG else d @ m.conj().T
-            out.setdefault((s, o), []).append((k, amat))
+    for k in (range(len(values)) if columns is None else columns):
+        acc: dict = {}
+        for slot in deps.get(k, ()):
+            gen = generator(slot, k)
+            item = entry.origins.get(slot.start)
+            if gen is not None and item is not None:
+                gens = {item: gen}
+            else:
+                gens = {i: _times_dagger(d, base[i])
+                        for i, d in _lowered_derivative(entry, values, k, slot).items()}
+            for i, g in gens.items():
+                for s, o, pos in where.get(i, ()):
+                    op = plan.steps[s].ops[o]
+                    a = conj.place(s, o, op, pos, g)
+                    acc[(s, o)] = a if (s, o) not in acc else acc[(s, o)] + a
+        for so in sorted(acc):
+            if np.any(acc[so]):
+                out.setdefault(so, []).append((k, acc[so]))
     return out
 
 
@@ -243,6 +281,26 @@ class Adjoint:
         self.comm, self.threads = comm, min(threads, getattr(engine, "threads", threads))
         self.L = engine.L
         self.base_index = engine.base
+
+    def _lambda_only(self, plan, coeffs) -> None:
+        """lambda from psi as the run left it: valid when the run just ended on this
+        engine (in RAM) and everything from its first expectation step on is one."""
+        self._zero_lambda()
+        for step in plan.steps:
+            if isinstance(step, ExpectStep):
+                for index, z, ny in zip(step.indices, step.zmasks, step.nys):
+                    if coeffs[index]:
+                        _kern.pauli_axpy(self.lam.state, self.psi.state, self.L,
+                                         self.base_index, step.xmask, z,
+                                         coeffs[index] * 1j ** ny, self.threads)
+
+    def _run_left_psi(self, plan) -> bool:
+        if self.psi.storage != "ram":
+            return False
+        first = next((i for i, st in enumerate(plan.steps) if isinstance(st, ExpectStep)),
+                     None)
+        return first is not None and all(isinstance(st, ExpectStep)
+                                          for st in plan.steps[first:])
 
     def _forward(self, plan, coeffs) -> None:
         psi, lam = self.psi, self.lam
@@ -395,13 +453,21 @@ class Adjoint:
             lam._write_group(pages[g], bl)
         psi.passes += 1
 
-    def jacobian(self, plan, derivs, n_params: int, rows) -> tuple[np.ndarray, dict]:
+    def jacobian(self, plan, derivs, n_params: int, rows,
+                 after_run: bool = False) -> tuple[np.ndarray, dict]:
         """Rows of coefficients over the labels -> (rows, parameters) gradients; the
-        expectation values of the first forward pass."""
+        expectation values of the first forward pass.  ``after_run``: psi holds the
+        final state of a run of ``plan`` just made, which the first row then starts
+        from instead of running the plan again (when no relayout follows the
+        expectation steps)."""
         jac = np.zeros((len(rows), n_params))
         expectations: dict = {}
+        reuse = after_run and self._run_left_psi(plan)
         for r, coeffs in enumerate(rows):
-            self._forward(plan, coeffs)
+            if r == 0 and reuse:
+                self._lambda_only(plan, coeffs)
+            else:
+                self._forward(plan, coeffs)
             if r == 0:
                 expectations = dict(self.psi.expectations)
             local = self._backward(plan, derivs, n_params)
@@ -430,14 +496,16 @@ def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
     t0 = time.perf_counter()
     rows = np.atleast_2d(np.asarray(task.extra["adjoint"], dtype=float))
     n = entry.n_parameters
-    derivs = derivative_ops(entry, values, plan) if n else {}
+    # the parameters asked for (a front end's trainable ones), default all
+    columns = task.extra.get("adjoint_columns")
+    derivs = derivative_ops(entry, values, plan, columns) if n else {}
     t1 = time.perf_counter()
     before, moved, passes = dict(engine.timings), engine.bytes_moved(), engine.passes
     lam, own = ranks.lambda_engine(plan, engine.rng)
     lam_moved = lam.bytes_moved()
     try:
-        jac, _ = Adjoint(engine, lam, ranks.comm, ranks.threads).jacobian(plan, derivs, n,
-                                                                           rows)
+        jac, _ = Adjoint(engine, lam, ranks.comm, ranks.threads).jacobian(
+            plan, derivs, n, rows, after_run=True)
         for k, v in lam.timings.items():
             engine.timings[k] = engine.timings.get(k, 0.0) + v
         # this rank's passes and bytes of the adjoint pass, both buffers
