@@ -173,6 +173,42 @@ cdef class OpList:
     def __len__(self):
         return self._n
 
+    def daggered(self):
+        """These ops walked backwards, each replaced by its inverse U^dagger (the
+        adjoint pass's reverse sweep), without going through Python op tuples."""
+        cdef OpList out = OpList.__new__(OpList)
+        out._keep = []
+        out._n = self._n
+        out._ops = <qgt_kern_op *>calloc(max(self._n, 1), sizeof(qgt_kern_op))
+        if out._ops == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t i, r, c, dim
+        cdef const double *src
+        cdef double *dst
+        cdef cnp.ndarray m
+        for i in range(self._n):
+            out._ops[i] = self._ops[self._n - 1 - i]
+            if out._ops[i].kind == QGT_KERN_SWAPBITS:
+                continue
+            dim = 1 << out._ops[i].nt
+            src = out._ops[i].mat
+            if out._ops[i].kind == QGT_KERN_DENSE:
+                m = np.empty(dim * dim, dtype=np.complex128)
+                dst = <double *>cnp.PyArray_DATA(m)
+                for r in range(dim):
+                    for c in range(dim):
+                        dst[2 * (r * dim + c)] = src[2 * (c * dim + r)]
+                        dst[2 * (r * dim + c) + 1] = -src[2 * (c * dim + r) + 1]
+            else:
+                m = np.empty(dim, dtype=np.complex128)
+                dst = <double *>cnp.PyArray_DATA(m)
+                for r in range(dim):
+                    dst[2 * r] = src[2 * r]
+                    dst[2 * r + 1] = -src[2 * r + 1]
+            out._keep.append(m)
+            out._ops[i].mat = <const double *>cnp.PyArray_DATA(m)
+        return out
+
     cdef _Prog _prog_for(self, object wmap):
         key = tuple(int(b) for b in wmap)
         if self._prog is not None and key == self._wkey:

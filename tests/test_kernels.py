@@ -498,3 +498,23 @@ ERROR_CASES = {
 def test_bad_arguments_raise_internal_error(name):
     with pytest.raises(InternalError, match="bug in qgt"):
         ERROR_CASES[name]()
+
+
+def test_daggered_oplist_undoes_the_sweep():
+    """OpList.daggered(): the ops backwards, each inverted, so a sweep with it after the
+    sweep with the ops gives back the state (dense with controls, diagonal, bit swap)."""
+    rng = np.random.default_rng(4)
+    L = 6
+    q, _ = np.linalg.qr(rng.normal(size=(4, 4)) + 1j * rng.normal(size=(4, 4)))
+    u1, _ = np.linalg.qr(rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)))
+    ops = _kern.OpList([(DENSE, (0, 3), 0, 0, q), (DIAG, (2,), 0, 0,
+                                                   np.exp(1j * rng.normal(size=2))),
+                        (SWAP, (1, 4), 0, 0, np.zeros(0)), (DENSE, (5,), 0b10, 0b10, u1)])
+    psi = rng.normal(size=64) + 1j * rng.normal(size=64)
+    state = psi.copy()
+    _kern.sweep(state, L, 0, list(range(L)), ops, 1)
+    assert np.max(np.abs(state - psi)) > 0.1  # the ops did something
+    back = ops.daggered()
+    assert len(back) == len(ops)
+    _kern.sweep(state, L, 0, list(range(L)), back, 1)
+    np.testing.assert_allclose(state, psi, atol=1e-12)

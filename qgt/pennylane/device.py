@@ -140,7 +140,9 @@ class _Prepared:
     def __init__(self, tape, wire_order, converter=None):
         self.tape = tape
         self.wires = wire_order
-        self.batch = tape.batch_size  # a broadcast tape: that many value sets, one task
+        # a broadcast tape: that many value sets, one task (the ops' own batch sizes:
+        # the tape's property re-checks them all on every new tape)
+        self.batch = next((op.batch_size for op in tape.operations if op.batch_size), None)
         self.shots = int(tape.shots.total_shots or 0)
         self.sentences: dict[int, tuple] = {}  # measurement index -> (ps, ps^2 or None)
         self.labels: dict[str, None] = {}

@@ -26,6 +26,13 @@ from qgt.plan.fusion import embed
 from qgt.plan.steps import DENSE, PhysOp, Plan, Sweep
 
 
+def _with_matrix(op: PhysOp, m) -> PhysOp:
+    """``op`` with another matrix (dataclasses.replace, without its per-call field scan:
+    rebinding makes one per parametric op and binding)."""
+    return PhysOp(op.kind, op.targets, m, op.ctrl_mask, op.ctrl_val, op.condition, op.name,
+                  op.src)
+
+
 def _rebuilt(op: PhysOp, matrices: dict[int, np.ndarray]) -> PhysOp:
     if not any(i in matrices for i, _ in op.src):
         return op
@@ -34,7 +41,7 @@ def _rebuilt(op: PhysOp, matrices: dict[int, np.ndarray]) -> PhysOp:
         m = matrices[i]
         if op.kind == DENSE and m.ndim == 1:  # a value made the gate diagonal: keep its slot
             m = np.diag(m)
-        return dataclasses.replace(op, matrix=m)
+        return _with_matrix(op, m)
     if op.kind != DENSE or op.ctrl_mask:
         raise ValueError(f"op {op.name} has several sources but is not a fused dense block")
     m = None
@@ -46,11 +53,11 @@ def _rebuilt(op: PhysOp, matrices: dict[int, np.ndarray]) -> PhysOp:
             part = np.diag(part)
         e = embed(part, own, op.targets)
         m = e if m is None else e @ m
-    return dataclasses.replace(op, matrix=m)
+    return _with_matrix(op, m)
 
 
 def _inner(step: Sweep, outer: tuple[PhysOp, ...], changed: set[int]) -> Sweep:
-    ops = tuple(dataclasses.replace(op, matrix=outer[op.src[0][0]].matrix)
+    ops = tuple(_with_matrix(op, outer[op.src[0][0]].matrix)
                 if op.src and op.src[0][0] in changed else op for op in step.ops)
     return Sweep(step.wbits, ops, step.items, step.inner, step.vmap)
 

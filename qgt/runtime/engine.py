@@ -74,8 +74,18 @@ class Engine:
             self.state[0] = 1.0
 
     def _apply_sweep(self, step: Sweep, ops: list[PhysOp]) -> None:
+        whole = not self.pending and len(ops) == len(step.ops)
         ops, self.pending = self.pending + ops, []
-        _kern.sweep(self.state, self.L, self.base, list(step.wbits), pack(ops), self.threads)
+        packed = pack(ops)
+        if whole:  # the adjoint pass walks these back (packed_ops)
+            self._packed[id(step)] = (step, packed)
+        _kern.sweep(self.state, self.L, self.base, list(step.wbits), packed, self.threads)
+
+    def packed_ops(self, step: Sweep) -> _kern.OpList:
+        """``step``'s ops as this run's sweep packed them (all of them ran), else packed
+        now."""
+        held = self._packed.get(id(step))
+        return held[1] if held is not None and held[0] is step else pack(step.ops)
 
     def _global_swap(self, pairs) -> None:
         self.exchanger.global_swap(self.state, self.L, pairs)
@@ -120,6 +130,7 @@ class Engine:
         self.clbits = 0
         self.pending: list[PhysOp] = []
         self.expectations: dict[int, float] = {}
+        self._packed: dict[int, tuple] = {}  # id(sweep) -> (sweep, its packed ops)
 
     def run(self, steps=None) -> None:
         for step in (self.plan.steps if steps is None else steps):

@@ -45,17 +45,10 @@ import numpy as np
 from qgt import _kern
 from qgt.errors import CapacityError, InternalError, UserError
 from qgt.plan.fusion import embed
-from qgt.plan.steps import DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
-from qgt.runtime.engine import kernel_op
+from qgt.plan.steps import DIAG, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
+from qgt.runtime.engine import kernel_op, pack
 
 STEP = 1e-5  # central-difference step for dU/dt (matrices are smooth in their angles)
-
-
-def _dagger(op: PhysOp) -> tuple:
-    if op.kind == SWAPBITS:
-        return kernel_op(op, op.matrix)
-    m = np.asarray(op.matrix)
-    return kernel_op(op, m.conj() if op.kind == DIAG else m.conj().T)
 
 
 def _plus_identity(op: PhysOp, amat: np.ndarray) -> tuple:
@@ -63,23 +56,26 @@ def _plus_identity(op: PhysOp, amat: np.ndarray) -> tuple:
     (kernels leave amplitudes outside an op's support as they are, so <l|(A+I)p - p>
     is <l|A|p> on the support alone)."""
     a = np.asarray(amat, dtype=complex)
-    a = a + 1.0 if op.kind == DIAG else a + np.eye(a.shape[0])
+    if op.kind == DIAG:
+        return kernel_op(op, a + 1.0)
+    a = a.copy()
+    a.flat[::a.shape[0] + 1] += 1.0
     return kernel_op(op, a)
 
 
-def _reversed(ops, derivatives):
+def _reversed(ops, derivatives, packed=None):
     """What qgt_kern_adjoint_sweep takes for ``ops`` walked backwards: their daggers last
-    op first, the derivative matrices (A + I) of ``derivatives(index, op)`` -> [(parameter,
-    A)], the inverse position each is taken before, and their parameters."""
-    inverse, ders, at, params = [], [], [], []
+    op first (from ``packed``, the ops as the forward sweep packed them), the derivative
+    matrices (A + I) of ``derivatives(index, op)`` -> [(parameter, A)], the inverse
+    position each is taken before, and their parameters."""
+    ders, at, params = [], [], []
     for k, o in enumerate(range(len(ops) - 1, -1, -1)):
-        op = ops[o]
-        for j, amat in derivatives(o, op):
-            ders.append(_plus_identity(op, amat))
+        for j, amat in derivatives(o, ops[o]):
+            ders.append(_plus_identity(ops[o], amat))
             at.append(k)
             params.append(j)
-        inverse.append(_dagger(op))
-    return _kern.OpList(inverse), _kern.OpList(ders), at, params
+    inverse = (pack(ops) if packed is None else packed).daggered()
+    return inverse, _kern.OpList(ders), at, params
 
 
 def _slots_by_parameter(template) -> dict[int, list]:
@@ -105,6 +101,9 @@ def _slots_by_parameter(template) -> dict[int, list]:
 def _items(entry, values, slots=None) -> dict:
     """Plan item -> matrix at ``values`` for the parametric items (all, or only those of
     ``slots``); the global phase item never moves an expectation value."""
+    if slots is None and entry.last_items and \
+            entry.last_items[0] == np.asarray(values, dtype=float).tobytes():
+        return entry.last_items[1]  # what binding the plan to these values computed
     template = entry.template
     if slots is not None:
         template = copy.copy(template)
@@ -230,9 +229,8 @@ def derivative_ops(entry, values, plan, columns=None) -> dict:
                     op = plan.steps[s].ops[o]
                     a = conj.place(s, o, op, pos, g)
                     acc[(s, o)] = a if (s, o) not in acc else acc[(s, o)] + a
-        for so in sorted(acc):
-            if np.any(acc[so]):
-                out.setdefault(so, []).append((k, acc[so]))
+        for so, a in acc.items():
+            out.setdefault(so, []).append((k, a))
     return out
 
 
@@ -364,7 +362,8 @@ class Adjoint:
         """One RAM sweep backwards in one cache-blocked pass over psi and lambda
         (csrc/qgt_kern_adjsweep.c): the daggered ops last first, each op's derivatives
         taken just before its dagger is applied."""
-        inverse, ders, at, params = _reversed(step.ops, lambda o, op: derivs.get((s, o), ()))
+        inverse, ders, at, params = _reversed(step.ops, lambda o, op: derivs.get((s, o), ()),
+                                              self.psi.packed_ops(step))
         t = time.perf_counter()
         sums = _kern.adjoint_sweep(self.psi.state, self.lam.state, self.L, self.base_index,
                                    list(step.wbits), inverse, ders, at, self.threads)
@@ -489,10 +488,15 @@ def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
     """After a normal run of one binding on ``engine``: the Jacobian of the rows of
     ``task.extra["adjoint"]`` into ``res.metadata["adjoint"]`` (every rank)."""
     check_plan(plan)
-    err = ranks.comm.agree(check_memory(ranks.cfg, plan, ranks.comm.local_size,
-                                        ranks.threads))
-    if err:
-        raise CapacityError(err)
+    # checked once per state shape: lambda's engine is then allocated and kept
+    shape = (plan.n_qubits, plan.local_bits, plan.page_floor, plan.block_qubits)
+    checked = ranks.__dict__.setdefault("_adjoint_checked", set())
+    if shape not in checked or plan.page_floor:
+        err = ranks.comm.agree(check_memory(ranks.cfg, plan, ranks.comm.local_size,
+                                            ranks.threads))
+        if err:
+            raise CapacityError(err)
+        checked.add(shape)
     t0 = time.perf_counter()
     rows = np.atleast_2d(np.asarray(task.extra["adjoint"], dtype=float))
     n = entry.n_parameters

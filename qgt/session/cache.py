@@ -37,6 +37,7 @@ class Entry:
     base: dict[int, np.ndarray] = field(default_factory=dict)  # fused neighbours' matrices
     plan_seconds: float = 0.0
     figures: dict = field(default_factory=dict)
+    last_items: tuple = ()  # (values as bytes, plan item -> matrix) of the latest binding
 
     @property
     def n_parameters(self) -> int:
@@ -48,6 +49,8 @@ class Entry:
             return self.plan
         mats, phase = self.template.bind(values)
         items = {self.origins[k]: m for k, m in mats.items() if k in self.origins}
+        # the adjoint pass of this binding reads the same matrices (adjoint._items)
+        self.last_items = (np.asarray(values, dtype=float).tobytes(), items)
         if -1 in self.origins:
             items[self.origins[-1]] = np.array([np.exp(1j * phase)])
         return rebind(self.plan, {**self.base, **items})
