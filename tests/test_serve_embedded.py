@@ -83,11 +83,27 @@ def test_bad_submissions_are_refused_at_once(service_factory):
     r = svc.client.post("/tasks", json={"quantum_circuit": BELL3,
                                         "config": {"checkpoint_dir": "/etc"}})
     assert r.status_code == 422 and "checkpoint_dir cannot be set" in r.json()["detail"]
+    free = 'OPENQASM 3.0; include "stdgates.inc"; input float theta; qubit[1] q; rx(theta) q[0];'
+    r = svc.client.post("/tasks", json={"quantum_circuit": free})
+    assert r.status_code == 422 and "unbound parameters (theta)" in r.json()["detail"], r.text
     r = svc.client.post("/tasks", json={"quantum_circuit": BELL3, "shot": 3})
     assert r.status_code == 422
     r = svc.client.post("/tasks", json={"quantum_circuit": BELL3 + "// " + "x" * 5000})
     assert r.status_code == 413
     assert not (svc.data_dir / "tasks").exists() or not any((svc.data_dir / "tasks").iterdir())
+
+
+def test_a_circuit_that_parses_but_cannot_run_ends_in_error_at_once(service_factory):
+    """The submission parses the OpenQASM (a 422 otherwise) but does not lower it; an
+    instruction qgt cannot simulate (an opaque gate) ends the task ERROR with qgt's
+    message in its first attempt, never retried."""
+    svc = service_factory()
+    opaque = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nopaque magic a;\nqreg q[2];\n'
+              'creg c[2];\nh q[0];\nmagic q[1];\nmeasure q -> c;\n')
+    tid = svc.submit(opaque, shots=10)
+    end = svc.wait(tid, timeout=60)
+    assert end["state"] == "ERROR" and end["attempt"] == 1, end
+    assert "magic" in end["error"], end
 
 
 def test_api_key_and_idempotency_key(service_factory):

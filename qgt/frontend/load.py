@@ -142,28 +142,32 @@ def load_qasm(path) -> QuantumCircuit:
         raise CircuitError(f"circuit file not found: '{path}'") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CircuitError(f"cannot read circuit file '{path}': {exc}") from None
-    version = _qasm_version(source)
-    if version == 2:
-        try:
-            # load (not loads) so that includes resolve next to the file and messages name it
-            qc = qasm2.load(
-                path,
-                include_path=qasm2.LEGACY_INCLUDE_PATH,
-                custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS,
-                custom_classical=qasm2.LEGACY_CUSTOM_CLASSICAL,
-            )
-        except qasm2.QASM2ParseError as exc:
-            raise CircuitError(f"{path}: OpenQASM 2 parse error: {exc}") from None
-    elif version == 3:
-        try:
-            qc = qasm3.loads(source)
-        except Exception as exc:  # the importer and the ANTLR parser raise assorted types
-            raise CircuitError(f"{path}: OpenQASM 3 parse error: {_qasm3_message(exc)}") from exc
-    else:
-        raise CircuitError(f"{path}: OpenQASM version {version} is not supported (only 2 and 3)")
+    qc = parse_qasm(source, str(path), path)
     if qc.name.startswith("circuit-"):
         qc.name = path.stem  # qiskit's automatic name says nothing to the user
     return qc
+
+
+def parse_qasm(source: str, where: str = "<string>", path=None) -> QuantumCircuit:
+    """OpenQASM 2 or 3 text as a QuantumCircuit; parse errors name ``where``.  With
+    ``path``, OpenQASM 2 includes resolve next to that file (and messages name it)."""
+    version = _qasm_version(source)
+    if version == 2:
+        legacy = {"include_path": qasm2.LEGACY_INCLUDE_PATH,
+                  "custom_instructions": qasm2.LEGACY_CUSTOM_INSTRUCTIONS,
+                  "custom_classical": qasm2.LEGACY_CUSTOM_CLASSICAL}
+        try:
+            return qasm2.load(path, **legacy) if path is not None else \
+                qasm2.loads(source, **legacy)
+        except qasm2.QASM2ParseError as exc:
+            raise CircuitError(f"{where}: OpenQASM 2 parse error: {exc}") from None
+    if version == 3:
+        try:
+            return qasm3.loads(source)
+        except Exception as exc:  # the importer and the ANTLR parser raise assorted types
+            raise CircuitError(f"{where}: OpenQASM 3 parse error: {_qasm3_message(exc)}") \
+                from exc
+    raise CircuitError(f"{where}: OpenQASM version {version} is not supported (only 2 and 3)")
 
 
 def _qasm_version(source: str) -> int:

@@ -27,14 +27,16 @@ class Comm:
         split over the ranks replicated, one whole copy per rank."""
         return MPI.COMM_SELF
 
+    # One rank: the object itself, without mpi4py's pickle round trip (a plan with its
+    # matrices is milliseconds of pickling, per task of the service's small circuits).
     def bcast(self, obj, root: int = 0):
-        return self.c.bcast(obj, root=root)
+        return obj if self.size == 1 else self.c.bcast(obj, root=root)
 
     def allgather(self, obj) -> list:
-        return self.c.allgather(obj)
+        return [obj] if self.size == 1 else self.c.allgather(obj)
 
     def gather(self, obj, root: int = 0) -> list | None:
-        return self.c.gather(obj, root=root)
+        return [obj] if self.size == 1 else self.c.gather(obj, root=root)
 
     def allreduce_sum(self, arr: np.ndarray) -> np.ndarray:
         arr = np.ascontiguousarray(arr)

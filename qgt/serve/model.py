@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import tempfile
 import time
 
 from qgt.errors import UserError
@@ -74,7 +72,7 @@ def validate(request: dict, cfg) -> int:
     Parses the OpenQASM with qgt's own frontend, so the parser's message is what the user
     sees, and checks the limits of ``cfg`` (qgt.serve.config)."""
     from qgt.config import load_config
-    from qgt.frontend import load_circuit
+    from qgt.frontend.load import parse_qasm
 
     lim = [("shots", request["shots"], cfg.limits_max_shots),
            ("ranks", request["ranks"], cfg.limits_max_ranks)]
@@ -92,19 +90,22 @@ def validate(request: dict, cfg) -> int:
         load_config(env={}, overrides=request["config"], overrides_from="the task's config")
     except UserError as e:
         raise UserError(f"config: {e}") from None
-    with tempfile.TemporaryDirectory(prefix="qgt-serve-") as tmp:
-        path = os.path.join(tmp, "circuit.qasm")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(request["quantum_circuit"])
-        circ = load_circuit(path)
-    if circ.n_qubits > cfg.limits_max_qubits:
-        raise UserError(f"the circuit has {circ.n_qubits} qubits, over this server's limit "
+    # parsed, not lowered: lowering is most of a small task's planning, and the worker does
+    # it; an instruction that parses but cannot be simulated ends the task ERROR at once
+    qc = parse_qasm(request["quantum_circuit"], "circuit.qasm")
+    if qc.parameters:
+        names = ", ".join(sorted(p.name for p in qc.parameters))
+        raise UserError(f"circuit.qasm has unbound parameters ({names}): a task's circuit "
+                        "must be fully bound")
+    n = qc.num_qubits
+    if n > cfg.limits_max_qubits:
+        raise UserError(f"the circuit has {n} qubits, over this server's limit "
                         f"of {cfg.limits_max_qubits}")
     for label in request["observables"]:
-        if len(label) != circ.n_qubits or set(label) - set("IXYZ"):
-            raise UserError(f"observable {label!r} must be {circ.n_qubits} characters of "
+        if len(label) != n or set(label) - set("IXYZ"):
+            raise UserError(f"observable {label!r} must be {n} characters of "
                             f"I, X, Y, Z (rightmost is qubit 0)")
-    return circ.n_qubits
+    return n
 
 
 def public_view(rec: dict) -> dict:
