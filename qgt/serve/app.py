@@ -73,6 +73,9 @@ def create_app(cfg, store, broker) -> FastAPI:
         if sweeper is not None:
             sweeper.cancel()
         await broker.stop()
+        from qgt.serve.parsing import PARSER
+
+        PARSER.close()
 
     app = FastAPI(title="qgt serve", lifespan=contextlib.asynccontextmanager(lifespan),
                   description="Submit circuits, run them as qgt MPI (or Slurm) jobs, fetch "

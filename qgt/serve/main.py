@@ -61,7 +61,11 @@ def _config(args):
 
 
 def _logging() -> None:
+    import faulthandler
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # a crash in native code (a fatal signal) still prints every thread's Python stack
+    faulthandler.enable(all_threads=True)
 
 
 def serve_main(args) -> int:

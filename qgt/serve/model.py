@@ -69,10 +69,10 @@ def new_record(task_id: str, request: dict, n_qubits: int) -> dict:
 def validate(request: dict, cfg) -> int:
     """Raise UserError (the app's 422) for what can never run; return the qubit count.
 
-    Parses the OpenQASM with qgt's own frontend, so the parser's message is what the user
-    sees, and checks the limits of ``cfg`` (qgt.serve.config)."""
+    Parses the OpenQASM with qgt's own frontend (in a parser process), so the parser's
+    message is what the user sees, and checks the limits of ``cfg`` (qgt.serve.config)."""
     from qgt.config import load_config
-    from qgt.frontend.load import parse_qasm
+    from qgt.serve.parsing import PARSER
 
     lim = [("shots", request["shots"], cfg.limits_max_shots),
            ("ranks", request["ranks"], cfg.limits_max_ranks)]
@@ -90,14 +90,13 @@ def validate(request: dict, cfg) -> int:
         load_config(env={}, overrides=request["config"], overrides_from="the task's config")
     except UserError as e:
         raise UserError(f"config: {e}") from None
-    # parsed, not lowered: lowering is most of a small task's planning, and the worker does
-    # it; an instruction that parses but cannot be simulated ends the task ERROR at once
-    qc = parse_qasm(request["quantum_circuit"], "circuit.qasm")
-    if qc.parameters:
-        names = ", ".join(sorted(p.name for p in qc.parameters))
-        raise UserError(f"circuit.qasm has unbound parameters ({names}): a task's circuit "
-                        "must be fully bound")
-    n = qc.num_qubits
+    # parsed (in the parser process, qgt.serve.parsing), not lowered: lowering is most of a
+    # small task's planning, and the worker does it; an instruction that parses but cannot
+    # be simulated ends the task ERROR at once
+    n, unbound = PARSER.check(request["quantum_circuit"], "circuit.qasm")
+    if unbound:
+        raise UserError(f"circuit.qasm has unbound parameters ({', '.join(unbound)}): a "
+                        "task's circuit must be fully bound")
     if n > cfg.limits_max_qubits:
         raise UserError(f"the circuit has {n} qubits, over this server's limit "
                         f"of {cfg.limits_max_qubits}")
