@@ -12,8 +12,10 @@ from __future__ import annotations
 import io
 import json
 import time
+from pathlib import Path
 
 import h5py
+import httpx
 import numpy as np
 import pytest
 
@@ -104,6 +106,43 @@ def test_a_circuit_that_parses_but_cannot_run_ends_in_error_at_once(service_fact
     end = svc.wait(tid, timeout=60)
     assert end["state"] == "ERROR" and end["attempt"] == 1, end
     assert "magic" in end["error"], end
+
+
+def test_concurrent_submissions_are_parsed_outside_the_server(service_factory):
+    """16 clients at once, valid and broken circuits mixed: each gets its own answer (200,
+    or 422 with the parser's message) and every valid task ends DONE. The parsing runs in
+    the parser process: qiskit's native extension (which crashed a multi-threaded server)
+    is never loaded into qgt serve."""
+    import threading
+
+    svc = service_factory()
+    broken = "OPENQASM 3.0; qubit[2] q; hh q[0];"
+    answers: list = []
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=svc.url, timeout=60) as c:
+            for j in range(4):
+                bad = (k + j) % 3 == 0
+                r = c.post("/tasks", json={"quantum_circuit": broken if bad else BELL3,
+                                           "shots": 50})
+                answers.append((bad, r.status_code, r.json()))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 64
+    for bad, code, body in answers:
+        if bad:
+            assert code == 422 and "OpenQASM 3 parse error" in body["detail"], body
+        else:
+            assert code == 200, body
+    for _, _, body in (a for a in answers if not a[0]):
+        end = svc.wait(body["task_id"])
+        assert end["state"] == "DONE" and sum(end["counts"].values()) == 50, end
+    maps = Path(f"/proc/{svc.proc.proc.pid}/maps").read_text()
+    assert "_accelerate" not in maps, "qiskit's native extension is loaded in qgt serve"
 
 
 def test_api_key_and_idempotency_key(service_factory):
