@@ -114,3 +114,18 @@ def test_what_runs_per_element_is_split(kind):
     want = qml.QNode(fs, ref)(weights, x)
     assert np.shape(got) == (B,)
     np.testing.assert_allclose(got, want, atol=0.04)
+
+
+def test_broadcast_variances_and_several_measurements():
+    """expval and var together on a broadcast tape (run whole): (B,) arrays each, as
+    default.qubit gives."""
+    dev, ours, theirs = _qnodes(lambda: (qml.var(qml.X(1) @ qml.Z(2)), qml.expval(H),
+                                         qml.var(H)))
+    weights, x = _data(13)
+    weights = np.asarray(weights)  # a plain evaluation (adjoint gradients are of expvals)
+    with qml.Tracker(dev) as tracker:
+        got = ours(weights, x)
+    want = theirs(weights, x)
+    assert tracker.totals["batch_len"] == 1 and tracker.totals["executions"] == B
+    assert len(got) == 3 and all(np.shape(g) == (B,) for g in got)
+    np.testing.assert_allclose(np.stack(got), np.stack(want), atol=1e-10)
