@@ -10,15 +10,17 @@ not forked: the server is multi-threaded) and only plain facts come back:
     request thread --text--> parser process: parse_qasm -> (qubits, unbound names)
                    <--facts-- or the parser's message (a 422)
 
-A parser process that dies is replaced, and the circuit is tried once more; a circuit
-that kills it twice is refused with that reason.
+A parser process that dies is replaced and the circuit tried once more, alone in a fresh
+process (a crash fails every circuit then waiting, not only the one that caused it); a
+circuit that crashes that one too is refused with that reason, and one that takes over
+``TIMEOUT`` to parse is refused as well (its process is ended).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, TimeoutError
 from concurrent.futures.process import BrokenProcessPool
 
 from qgt.errors import UserError
@@ -35,37 +37,62 @@ def facts(text: str, where: str) -> tuple[int, list[str], str | None]:
     return qc.num_qubits, sorted(p.name for p in qc.parameters), None
 
 
+WORKERS = 2  # parser processes: one slow OpenQASM 3 file does not hold up the others
+TIMEOUT = 60.0  # seconds a circuit may take to parse
+
+
 class Parser:
     def __init__(self):
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
-    def _executor(self) -> ProcessPoolExecutor:
+    @staticmethod
+    def _new_pool(workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers,
+                                   mp_context=multiprocessing.get_context("spawn"))
+
+    def _shared(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = self._new_pool(WORKERS)
             return self._pool
 
-    def _reset(self, broken: ProcessPoolExecutor) -> None:
+    def _drop(self, pool: ProcessPoolExecutor) -> None:
+        """Retire ``pool`` (broken, or stuck on a circuit): its processes are ended."""
         with self._lock:
-            if self._pool is broken:
+            if self._pool is pool:
                 self._pool = None
-        broken.shutdown(wait=False, cancel_futures=True)
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, pool, text: str, where: str):
+        try:
+            return pool.submit(facts, text, where).result(timeout=TIMEOUT)
+        except TimeoutError:
+            self._drop(pool)
+            raise UserError(f"{where}: parsing the OpenQASM took over {TIMEOUT:.0f} s") \
+                from None
 
     def check(self, text: str, where: str = "circuit.qasm") -> tuple[int, list[str]]:
         """(qubits, unbound parameter names) of an OpenQASM 2/3 text; UserError with the
         parser's message if it does not parse."""
-        for attempt in (1, 2):
-            pool = self._executor()
+        pool = self._shared()
+        try:
+            n, unbound, error = self._run(pool, text, where)
+        except BrokenProcessPool:
+            # a crash fails every circuit waiting on that pool, whichever one caused it:
+            # try this one again alone, so that only a circuit that crashes the parser by
+            # itself is refused
+            self._drop(pool)
+            alone = self._new_pool(1)
             try:
-                n, unbound, error = pool.submit(facts, text, where).result()
-                break
+                n, unbound, error = self._run(alone, text, where)
             except BrokenProcessPool:
-                self._reset(pool)
-                if attempt == 2:
-                    raise UserError(f"{where}: the OpenQASM parser crashed on this circuit "
-                                    "(twice)") from None
+                raise UserError(f"{where}: the OpenQASM parser crashed on this circuit") \
+                    from None
+            finally:
+                alone.shutdown(wait=False, cancel_futures=True)
         if error:
             raise UserError(error)
         return n, unbound

@@ -488,15 +488,15 @@ def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
     """After a normal run of one binding on ``engine``: the Jacobian of the rows of
     ``task.extra["adjoint"]`` into ``res.metadata["adjoint"]`` (every rank)."""
     check_plan(plan)
-    # checked once per state shape: lambda's engine is then allocated and kept
-    shape = (plan.n_qubits, plan.local_bits, plan.page_floor, plan.block_qubits)
-    checked = ranks.__dict__.setdefault("_adjoint_checked", set())
-    if shape not in checked or plan.page_floor:
+    # checked before lambda's buffers are allocated; not again while the engine kept for
+    # this shape (SpmdRanks.lambda_engine, RAM) holds them
+    held = getattr(ranks, "_lambda", None)
+    if plan.page_floor or held is None or \
+            held[0] != (plan.n_qubits, plan.rank_bits, plan.block_qubits):
         err = ranks.comm.agree(check_memory(ranks.cfg, plan, ranks.comm.local_size,
                                             ranks.threads))
         if err:
             raise CapacityError(err)
-        checked.add(shape)
     t0 = time.perf_counter()
     rows = np.atleast_2d(np.asarray(task.extra["adjoint"], dtype=float))
     n = entry.n_parameters
