@@ -15,8 +15,10 @@ from qgt.plan.steps import DENSE, PhysOp
 
 
 def embed(m: np.ndarray, own: tuple[int, ...], targets: tuple[int, ...]) -> np.ndarray:
-    """The matrix ``m`` on bits ``own``, as a matrix on the ordered ``targets`` (a superset
-    of ``own``)."""
+    """The matrix ``m`` (or a diagonal, as a vector) on bits ``own``, as a matrix on the
+    ordered ``targets`` (a superset of ``own``)."""
+    if np.ndim(m) == 1:
+        m = np.diag(m)
     if tuple(own) == tuple(targets):  # a rotation chain on one qubit: nothing to place
         return np.asarray(m, dtype=complex)
     k = len(targets)

@@ -49,8 +49,6 @@ def _rebuilt(op: PhysOp, matrices: dict[int, np.ndarray]) -> PhysOp:
         part = matrices.get(i)
         if part is None:
             raise ValueError(f"fused op {op.name} lost the matrix of item {i}")
-        if part.ndim == 1:
-            part = np.diag(part)
         e = embed(part, own, op.targets)
         m = e if m is None else e @ m
     return _with_matrix(op, m)

@@ -182,8 +182,7 @@ class _Conjugator:
             for j in range(len(op.src) - 1, -1, -1):
                 got[j] = acc
                 i, own = op.src[j]
-                m = np.asarray(self.base[i])
-                e = embed(np.diag(m) if m.ndim == 1 else m, own, op.targets)
+                e = embed(self.base[i], own, op.targets)
                 acc = e if acc is None else acc @ e
             self._suffix[key] = got
         return got[pos]
@@ -195,7 +194,7 @@ class _Conjugator:
                 return gen if gen.ndim == 1 else np.diag(gen)
             return np.diag(gen) if gen.ndim == 1 else gen
         _, own = op.src[pos]
-        g = embed(np.diag(gen) if gen.ndim == 1 else gen, own, op.targets)
+        g = embed(gen, own, op.targets)
         sfx = self.suffix(s, o, op, pos)
         return g if sfx is None else sfx @ g @ sfx.conj().T
 
@@ -280,17 +279,24 @@ class Adjoint:
         self.L = engine.L
         self.base_index = engine.base
 
+    def _add_terms(self, step: ExpectStep, coeffs) -> None:
+        """lambda += sum_j c_j P_j psi over the step's Pauli terms."""
+        terms = [(z, coeffs[index] * 1j ** ny) for index, z, ny
+                 in zip(step.indices, step.zmasks, step.nys) if coeffs[index]]
+        if self.psi.storage == "ssd":
+            self._ooc_lambda(step, terms)
+            return
+        for z, c in terms:
+            _kern.pauli_axpy(self.lam.state, self.psi.state, self.L, self.base_index,
+                             step.xmask, z, c, self.threads)
+
     def _lambda_only(self, plan, coeffs) -> None:
         """lambda from psi as the run left it: valid when the run just ended on this
         engine (in RAM) and everything from its first expectation step on is one."""
         self._zero_lambda()
         for step in plan.steps:
             if isinstance(step, ExpectStep):
-                for index, z, ny in zip(step.indices, step.zmasks, step.nys):
-                    if coeffs[index]:
-                        _kern.pauli_axpy(self.lam.state, self.psi.state, self.L,
-                                         self.base_index, step.xmask, z,
-                                         coeffs[index] * 1j ** ny, self.threads)
+                self._add_terms(step, coeffs)
 
     def _run_left_psi(self, plan) -> bool:
         if self.psi.storage != "ram":
@@ -310,14 +316,7 @@ class Adjoint:
                     self._zero_lambda()
                     started = True
                 psi.run_step(step)  # the expectation values, as a plain run
-                terms = [(z, coeffs[index] * 1j ** ny) for index, z, ny
-                         in zip(step.indices, step.zmasks, step.nys) if coeffs[index]]
-                if psi.storage == "ssd":
-                    self._ooc_lambda(step, terms)
-                    continue
-                for z, c in terms:
-                    _kern.pauli_axpy(lam.state, psi.state, self.L, self.base_index,
-                                     step.xmask, z, c, self.threads)
+                self._add_terms(step, coeffs)
             elif isinstance(step, MeasureStep):
                 raise UserError("adjoint differentiation needs a circuit without "
                                 "measurements")
@@ -490,9 +489,7 @@ def run_adjoint(ranks, task, entry, values, plan, engine, res) -> None:
     check_plan(plan)
     # checked before lambda's buffers are allocated; not again while the engine kept for
     # this shape (SpmdRanks.lambda_engine, RAM) holds them
-    held = getattr(ranks, "_lambda", None)
-    if plan.page_floor or held is None or \
-            held[0] != (plan.n_qubits, plan.rank_bits, plan.block_qubits):
+    if not ranks.holds_lambda(plan):
         err = ranks.comm.agree(check_memory(ranks.cfg, plan, ranks.comm.local_size,
                                             ranks.threads))
         if err:

@@ -32,6 +32,11 @@ def _n_qubits(circuit) -> int:
     return circuit.num_qubits if _is_qiskit(circuit) else circuit.n_qubits
 
 
+def _ram_key(plan) -> tuple:
+    """RAM engines are kept between runs per state shape: these plans share buffers."""
+    return (plan.n_qubits, plan.rank_bits, plan.block_qubits)
+
+
 class SpmdRanks:
     """The caller's communicator, a plan cache and a pool of state buffers."""
 
@@ -178,7 +183,7 @@ class SpmdRanks:
     def _engine_for(self, plan, rng):
         if plan.page_floor:  # out of core: a page store of its own per run
             return _engine(plan, self.comm, self.threads, self.cfg, rng), True
-        key = (plan.n_qubits, plan.rank_bits, plan.block_qubits)
+        key = _ram_key(plan)
         engine = self._engines.get(key)
         if engine is None:
             for old in self._engines.values():  # one state buffer at a time
@@ -197,7 +202,7 @@ class SpmdRanks:
         prefetch (the adjoint pass streams both stores itself)."""
         if plan.page_floor:
             return _engine(plan, self.comm, self.threads, self.cfg, rng, prefetch_depth=0), True
-        key = (plan.n_qubits, plan.rank_bits, plan.block_qubits)
+        key = _ram_key(plan)
         held = getattr(self, "_lambda", None)
         if held is None or held[0] != key:
             if held is not None:
@@ -208,6 +213,12 @@ class SpmdRanks:
         engine.timings = {k: 0.0 for k in engine.timings}
         engine.passes = 0
         return engine, False
+
+    def holds_lambda(self, plan) -> bool:
+        """Whether lambda's RAM engine for this plan's shape is already allocated (its
+        memory was checked then); out of core every run allocates its own."""
+        held = getattr(self, "_lambda", None)
+        return not plan.page_floor and held is not None and held[0] == _ram_key(plan)
 
     def _binding_info(self) -> dict:
         if self._binding is None:
