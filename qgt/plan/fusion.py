@@ -1,71 +1,98 @@
-"""Gate fusion inside one sweep: merge runs of gates into dense blocks.
+"""Placing gate matrices on a fused op's bits: the arithmetic fusion and rebinding share.
 
-Called by the planner on each sweep's ops.  Inside a cache-resident unit the cost
-of a gate is arithmetic, so fusing only pays when it removes work: consecutive gates
-on the same small set of qubits (a rotation sandwich, a 1-qubit gate next to the
-2-qubit gate on its qubit) collapse into one matrix.  Diagonals are kept separate
-(they only touch the amplitudes whose phase is not one).
+A fused op records, per source gate, ``(plan item, own)``: ``own`` is the gate's physical
+targets, or a ``Controlled`` placement when the gate's controls became bits of the block
+(a CX fused into a dense block is the 4x4 permutation it is).  ``embed_src`` rebuilds a
+source's matrix on the op's bits; ``compose`` multiplies them in order.  The fuser that
+decides what to merge is ``qgt.plan.fuser``.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from qgt.plan.steps import DENSE, PhysOp
+from qgt.plan.steps import DIAG
 
 
-def embed(m: np.ndarray, own: tuple[int, ...], targets: tuple[int, ...]) -> np.ndarray:
-    """The matrix ``m`` (or a diagonal, as a vector) on bits ``own``, as a matrix on the
-    ordered ``targets`` (a superset of ``own``)."""
+class Controlled(NamedTuple):
+    """A gate's placement inside a block when its controls are block bits too."""
+
+    targets: tuple[int, ...]
+    controls: tuple[int, ...]
+    values: tuple[int, ...]
+
+
+def _controlled(m: np.ndarray, own: Controlled, generator: bool) -> tuple[np.ndarray, tuple]:
+    """The gate on targets + controls: ``m`` where the controls hold their values, the
+    identity (or, for a generator dU U^dagger, zero) elsewhere."""
+    k, c = len(own.targets), len(own.controls)
+    dim = 1 << (k + c)
+    full = np.zeros((dim, dim), dtype=complex) if generator else np.eye(dim, dtype=complex)
+    on = sum(v << (k + i) for i, v in enumerate(own.values))
+    idx = [on | j for j in range(1 << k)]
+    full[np.ix_(idx, idx)] = np.diag(m) if np.ndim(m) == 1 else m
+    return full, own.targets + own.controls
+
+
+def embed(m: np.ndarray, own, targets: tuple[int, ...], generator: bool = False) -> np.ndarray:
+    """The matrix ``m`` (or a diagonal, as a vector) placed by ``own`` (targets, or a
+    ``Controlled``), as a matrix on the ordered ``targets`` (a superset of its bits)."""
+    if isinstance(own, Controlled):
+        m, own = _controlled(m, own, generator)
     if np.ndim(m) == 1:
         m = np.diag(m)
     if tuple(own) == tuple(targets):  # a rotation chain on one qubit: nothing to place
         return np.asarray(m, dtype=complex)
     k = len(targets)
-    dim = 1 << k
     pos = [targets.index(t) for t in own]
-    full = np.zeros((dim, dim), dtype=complex)
-    rest_mask = sum(1 << j for j in range(k)) & ~sum(1 << p for p in pos)
-    sub = 1 << len(pos)
-    for base in range(dim):
-        if base & ~rest_mask:
-            continue
-        idx = [base | sum(((s >> i) & 1) << pos[i] for i in range(len(pos))) for s in range(sub)]
-        full[np.ix_(idx, idx)] = m
-    return full
+    # move the op's own bits to the front, tensor with the identity, move them back
+    rest = [j for j in range(k) if j not in pos]
+    big = np.kron(np.eye(1 << len(rest), dtype=complex), m)  # own bits low, rest high
+    perm = _bit_permutation(pos + rest, k)
+    return big[np.ix_(perm, perm)]
 
 
-def _fusable(op: PhysOp) -> bool:
-    return op.kind == DENSE and op.ctrl_mask == 0 and op.condition is None
+def _bit_permutation(order: list[int], k: int) -> np.ndarray:
+    """Index map: position p of the block (bit order ``targets``) -> index of the
+    kron-ordered matrix whose bit i is target ``order[i]``."""
+    idx = np.arange(1 << k)
+    out = np.zeros(1 << k, dtype=np.int64)
+    for i, t in enumerate(order):
+        out |= ((idx >> t) & 1) << i
+    return out
 
 
-def fuse(ops: list[PhysOp], max_qubits: int, wbits: set[int]) -> list[PhysOp]:
-    """Merge each uncontrolled dense gate into the previous one when together they act
-    on at most ``max(2, width of the larger)`` qubits and nothing in between touches
-    their qubits."""
-    if max_qubits < 2:
-        return list(ops)
-    out: list[PhysOp] = []
-    for op in ops:
-        if out and _fusable(op):
-            # find the last op touching op's qubits
-            j = len(out) - 1
-            mine = set(op.targets)
-            while j >= 0:
-                other = out[j]
-                touched = set(other.targets) | {b for b in range(64) if other.ctrl_mask >> b & 1}
-                if touched & mine:
-                    break
-                j -= 1
-            if j >= 0 and _fusable(out[j]):
-                prev = out[j]
-                union = tuple(sorted(set(prev.targets) | mine))
-                if len(union) <= max(2, len(prev.targets), len(op.targets)) and len(union) <= \
-                        max_qubits:
-                    mat = embed(op.matrix, op.targets, union) @ embed(prev.matrix, prev.targets,
-                                                                      union)
-                    out[j] = PhysOp(DENSE, union, mat, name=f"{prev.name}+{op.name}",
-                                    src=prev.src + op.src)
-                    continue
-        out.append(op)
+def embed_diag(d: np.ndarray, own, targets: tuple[int, ...],
+               generator: bool = False) -> np.ndarray:
+    """A diagonal placed by ``own`` as the diagonal (a vector) on ``targets``."""
+    if np.ndim(d) == 2:
+        d = np.diag(d)
+    if isinstance(own, Controlled):
+        vals = own.values
+        own_bits = own.targets + own.controls
+        k = len(own.targets)
+        full = np.full(1 << len(own_bits), 0.0 if generator else 1.0, dtype=complex)
+        on = sum(v << (k + i) for i, v in enumerate(vals))
+        full[[on | j for j in range(1 << k)]] = d
+        d, own = full, own_bits
+    idx = np.arange(1 << len(targets))
+    sub = np.zeros_like(idx)
+    for i, t in enumerate(own):
+        sub |= ((idx >> targets.index(t)) & 1) << i
+    return np.asarray(d, dtype=complex)[sub]
+
+
+def compose(kind: str, parts, targets: tuple[int, ...]) -> np.ndarray:
+    """The op of ``kind`` on ``targets`` that applies ``parts`` ((matrix, own) pairs) in
+    order: a product of diagonals for DIAG, of embedded matrices otherwise."""
+    out = None
+    for m, own in parts:
+        if kind == DIAG:
+            e = embed_diag(m, own, targets)
+            out = e if out is None else e * out
+        else:
+            e = embed(m, own, targets)
+            out = e if out is None else e @ out
     return out

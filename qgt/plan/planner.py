@@ -27,7 +27,7 @@ import numpy as np
 
 from qgt.errors import CapacityError, InternalError, UserError
 from qgt.ops import Circuit, Condition, Gate, Measure, Reset, Swap
-from qgt.plan.fusion import fuse
+from qgt.plan.fuser import fuse
 from qgt.plan.layout import Layout
 from qgt.plan.paulis import parse_pauli
 from qgt.plan.steps import (
@@ -84,6 +84,7 @@ class _Planner:
         self.w = min(w, self.L)
         self.c0 = c0
         self.fusion_max = fusion_max
+        self.widths: dict[str, int] = {}  # fused ops by kind and width, for the decisions
         self.steps: list = []
         self.layouts: list[tuple[int, ...]] = []  # the layout after each step
 
@@ -221,7 +222,8 @@ class _Planner:
                 left.append(entry)
                 stop = len(blocked_q) >= self.n
         if ids:
-            self.emit(Sweep(wbits, tuple(fuse(taken, self.fusion_max, wset)), tuple(ids)))
+            self.emit(Sweep(wbits, tuple(fuse(taken, self.fusion_max, wset, widths=self.widths)),
+                            tuple(ids)))
         return left
 
     def _measure(self, items) -> list:
@@ -471,7 +473,8 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
         plan.steps = [attach_inner(s, n, w, block_qubits, page_qubits)
                       if isinstance(s, Sweep) else s for s in plan.steps]
     plan.decisions = {"block_qubits": w, "page_qubits": c0, "fusion_max_qubits": fusion_max_qubits,
-                      "max_gate_moving_qubits": kmax, "storage": "ssd" if ssd else "ram"}
+                      "max_gate_moving_qubits": kmax, "storage": "ssd" if ssd else "ram",
+                      "fused_ops": dict(sorted(pl.widths.items()))}
     if ssd:
         plan.decisions.update(inner_block=block_qubits, inner_page=page_qubits)
     return plan

@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-from qgt.plan.fusion import embed
+from qgt.plan.fusion import compose
 from qgt.plan.steps import DENSE, PhysOp, Plan, Sweep
 
 
@@ -42,15 +42,12 @@ def _rebuilt(op: PhysOp, matrices: dict[int, np.ndarray]) -> PhysOp:
         if op.kind == DENSE and m.ndim == 1:  # a value made the gate diagonal: keep its slot
             m = np.diag(m)
         return _with_matrix(op, m)
-    if op.kind != DENSE or op.ctrl_mask:
-        raise ValueError(f"op {op.name} has several sources but is not a fused dense block")
-    m = None
-    for i, own in op.src:
-        part = matrices.get(i)
-        if part is None:
-            raise ValueError(f"fused op {op.name} lost the matrix of item {i}")
-        e = embed(part, own, op.targets)
-        m = e if m is None else e @ m
+    if op.ctrl_mask:
+        raise ValueError(f"op {op.name} has several sources but is not a fused block")
+    lost = [i for i, _ in op.src if i not in matrices]
+    if lost:
+        raise ValueError(f"fused op {op.name} lost the matrix of item {lost[0]}")
+    m = compose(op.kind, [(matrices[i], own) for i, own in op.src], op.targets)
     return _with_matrix(op, m)
 
 

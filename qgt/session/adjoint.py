@@ -44,7 +44,7 @@ import numpy as np
 
 from qgt import _kern
 from qgt.errors import CapacityError, InternalError, UserError
-from qgt.plan.fusion import embed
+from qgt.plan.fusion import embed, embed_diag
 from qgt.plan.steps import DIAG, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
 from qgt.runtime.engine import kernel_op, pack
 
@@ -194,7 +194,9 @@ class _Conjugator:
                 return gen if gen.ndim == 1 else np.diag(gen)
             return np.diag(gen) if gen.ndim == 1 else gen
         _, own = op.src[pos]
-        g = embed(gen, own, op.targets)
+        if op.kind == DIAG:  # a phase table: its parts commute, no conjugation
+            return embed_diag(gen if gen.ndim == 1 else np.diag(gen), own, op.targets, True)
+        g = embed(gen, own, op.targets, generator=True)
         sfx = self.suffix(s, o, op, pos)
         return g if sfx is None else sfx @ g @ sfx.conj().T
 

@@ -1,0 +1,237 @@
+"""Gate fusion inside one sweep, across controls, chosen by a cost model.
+
+Called by the planner on each sweep's ops (in dependency order, every dense target in
+the working set W).  Inside a cache-resident unit a gate's cost is arithmetic and one
+trip through the unit, so fusion pays exactly when it lowers the sum of the ops' costs:
+
+- a controlled gate (CX, CZ, CP, CCX, CSWAP, MCX) whose controls are in W is the dense
+  or diagonal block it is, on targets + controls, and fuses like any other;
+- one-qubit gates wait (``pending``) for the next gate on their qubit and are folded
+  into it when that gate is a block of two or more qubits (the 1q gates around a CX
+  become one 4x4 block), otherwise they run on their own;
+- commuting diagonals (rz, cp, rzz, cz, mcp, ``diagonal``) batch into one phase table of
+  up to 6 bits anywhere in the state: a run of them is one pass, not one per gate;
+- a gate merges into the last block touching its qubits (nothing in between touches
+  them, so moving it earlier is exact) when ``CostModel`` says the merged block costs
+  no more than the two apart.
+
+    u(a) u(b) cx(a,b) u(a) u(b) cx(b,a)   ->   one 4x4 dense block on (a, b)
+    cp(3,0) cp(3,1) cp(3,2) rz(3)         ->   one 16-entry phase table on (0, 1, 2, 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qgt.plan.fusion import Controlled, compose
+from qgt.plan.steps import DENSE, DIAG, PhysOp
+
+MAX_DIAG_BITS = 6  # the kernels' widest table (QGT_KERN_MAX_TARGETS)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Milliseconds per op on a 2^26-amplitude slice, 2 threads (``qgt calibrate
+    --kernels`` measures them on the node; the defaults were measured on an AMD EPYC
+    2-core KVM guest with AVX2, 2026-12-01).  Only ratios matter to the fuser."""
+
+    dense: tuple[float, ...] = (0.0, 20.0, 46.0, 150.0, 270.0, 480.0, 980.0)
+    permutation: float = 10.0  # X, CX, SWAP: moves amplitudes, no arithmetic
+    diagonal: float = 14.0  # any phase table up to MAX_DIAG_BITS bits
+    source: str = "built-in"
+
+    def of_dense(self, k: int) -> float:
+        return self.dense[min(k, len(self.dense) - 1)]
+
+
+DEFAULT_COSTS = CostModel()
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    return tuple(b for b in range(64) if mask >> b & 1)
+
+
+def _is_permutation(m) -> bool:
+    m = np.asarray(m)
+    return m.ndim == 2 and bool(np.all((m == 0) | (m == 1))) and bool(
+        np.all(m.sum(axis=0) == 1))
+
+
+@dataclass
+class _Block:
+    kind: str
+    bits: frozenset
+    cost: float
+    op: PhysOp | None  # the original op while nothing merged into it
+    parts: list = field(default_factory=list)  # (matrix, own) in order of application
+    src: list = field(default_factory=list)  # (item, own)
+    names: list = field(default_factory=list)
+
+    def to_op(self) -> PhysOp:
+        if self.op is not None:
+            return self.op
+        targets = tuple(sorted(self.bits))
+        names = self.names if len(self.names) <= 4 else [
+            self.names[0], f"..{len(self.names) - 2} more..", self.names[-1]]
+        return PhysOp(self.kind, targets, compose(self.kind, self.parts, targets),
+                      name="+".join(names), src=tuple(self.src))
+
+
+class _Fuser:
+    def __init__(self, max_qubits: int, wbits: set[int], costs: CostModel):
+        self.max_qubits, self.w, self.costs = max_qubits, wbits, costs
+        self.out: list[_Block] = []
+        self.last: dict[int, int] = {}  # bit -> index in out of the last block touching it
+        self.last_nd: dict[int, int] = {}  # ... of the last block on it that is not diagonal
+        self.pending: dict[int, _Block] = {}  # bit -> a 1-qubit dense block not yet placed
+        self.widths: dict[str, int] = {}
+
+    # ---- what an op can become ----------------------------------------------------
+    def _block(self, op: PhysOp) -> _Block:
+        ctrls = _bits(op.ctrl_mask)
+        bits = frozenset(op.targets) | frozenset(ctrls)
+        fusable = op.condition is None and len(op.src) == 1 and op.kind in (DENSE, DIAG)
+        if op.kind == DENSE:
+            fusable &= bits <= self.w and len(bits) <= self.max_qubits
+            cost = (self.costs.permutation if _is_permutation(op.matrix)
+                    else self.costs.of_dense(len(op.targets)))
+        else:
+            fusable &= len(bits) <= MAX_DIAG_BITS
+            cost = self.costs.diagonal
+        b = _Block(op.kind if fusable else "barrier", bits, cost, op)
+        if fusable:
+            (item, own), = op.src
+            if ctrls:
+                vals = tuple((op.ctrl_val >> c) & 1 for c in ctrls)
+                own = Controlled(tuple(own), ctrls, vals)
+            b.parts, b.src, b.names = [(op.matrix, own)], [(item, own)], [op.name]
+        return b
+
+    def _merged_cost(self, a: _Block, b: _Block) -> tuple[str, float] | None:
+        """The kind and cost of a then b as one block, or None when they cannot merge."""
+        if "barrier" in (a.kind, b.kind):
+            return None
+        bits = a.bits | b.bits
+        if a.kind == DIAG and b.kind == DIAG:
+            return (DIAG, self.costs.diagonal) if len(bits) <= MAX_DIAG_BITS else None
+        if bits <= self.w and len(bits) <= self.max_qubits:
+            return DENSE, self.costs.of_dense(len(bits))
+        return None
+
+    @staticmethod
+    def _absorb(into: _Block, other: _Block, kind: str, cost: float, after: bool) -> None:
+        """``into`` becomes the block of both (``other`` applied after it, or before)."""
+        if after:
+            into.parts, into.src = into.parts + other.parts, into.src + other.src
+            into.names = into.names + other.names
+        else:
+            into.parts, into.src = other.parts + into.parts, other.src + into.src
+            into.names = other.names + into.names
+        into.kind, into.bits, into.cost, into.op = kind, into.bits | other.bits, cost, None
+
+    # ---- placing ------------------------------------------------------------------
+    def _note(self, j: int, b: _Block) -> None:
+        for q in b.bits:
+            self.last[q] = max(self.last.get(q, -1), j)
+            if b.kind != DIAG:
+                self.last_nd[q] = max(self.last_nd.get(q, -1), j)
+
+    def _insert(self, pos: int, b: _Block) -> None:
+        self.out.insert(pos, b)
+        for m in (self.last, self.last_nd):
+            for q, j in m.items():
+                if j >= pos:
+                    m[q] = j + 1
+        self._note(pos, b)
+
+    def _try_merge(self, j: int, b: _Block) -> bool:
+        prev = self.out[j]
+        merged = self._merged_cost(prev, b)
+        if merged and merged[1] <= prev.cost + b.cost:
+            self._absorb(prev, b, *merged, after=True)
+            self._note(j, prev)  # its bits now, as the kind it became
+            return True
+        return False
+
+    def _place_diag(self, b: _Block) -> bool:
+        """A phase table commutes with every other one: merge it into any phase table
+        placed after the last non-diagonal block on its bits, the one sharing most bits."""
+        bound = max((self.last_nd.get(q, -1) for q in b.bits), default=-1)
+        best, overlap = -1, -1
+        for j in range(len(self.out) - 1, bound, -1):
+            o = self.out[j]
+            if o.kind == DIAG and len(o.bits | b.bits) <= MAX_DIAG_BITS:
+                shared = len(o.bits & b.bits)
+                if shared > overlap:
+                    best, overlap = j, shared
+        return best >= 0 and self._try_merge(best, b)
+
+    def place(self, b: _Block, early: bool = False) -> None:
+        """Merge ``b`` into the last block touching its bits if the model says so (a
+        phase table: into any phase table it commutes up to); otherwise append it, or
+        with ``early``, insert it right after the last block on its bits."""
+        j = max((self.last[q] for q in b.bits if q in self.last), default=-1)
+        if j >= 0 and self._try_merge(j, b):
+            return
+        if b.kind == DIAG and self._place_diag(b):
+            return
+        if early:
+            self._insert(j + 1, b)
+        else:
+            self.out.append(b)
+            self._note(len(self.out) - 1, b)
+
+    def _flush(self, bits) -> None:
+        """Place the 1-qubit blocks waiting on ``bits``, each as early as it can go (so
+        the phase tables after it can still merge with the ones before)."""
+        for q in sorted(bits):
+            p = self.pending.pop(q, None)
+            if p is not None:
+                self.place(p, early=True)
+
+    def add(self, op: PhysOp) -> None:
+        b = self._block(op)
+        if b.kind == DENSE and len(b.bits) == 1:
+            (q,) = b.bits
+            p = self.pending.get(q)
+            if p is None:
+                self.pending[q] = b
+            else:
+                self._absorb(p, b, DENSE, self.costs.of_dense(1), after=True)
+            return
+        waiting = [self.pending[q] for q in sorted(b.bits) if q in self.pending]
+        if b.kind == DENSE and waiting:
+            merged = self._merged_cost(b, b)
+            if merged and merged[1] <= b.cost + sum(p.cost for p in waiting):
+                for p in waiting:
+                    self._absorb(b, p, DENSE, merged[1], after=False)
+                    del self.pending[min(p.bits)]
+        self._flush(b.bits)
+        self.place(b)
+
+    def result(self) -> list[PhysOp]:
+        self._flush(list(self.pending))
+        ops = [b.to_op() for b in self.out]
+        for op in ops:
+            key = f"{op.kind} {len(op.targets)}"
+            self.widths[key] = self.widths.get(key, 0) + 1
+        return ops
+
+
+def fuse(ops: list[PhysOp], max_qubits: int, wbits: set[int],
+         costs: CostModel = DEFAULT_COSTS, widths: dict | None = None) -> list[PhysOp]:
+    """The sweep's ops fused as the cost model chooses (``max_qubits`` bounds a dense
+    block; below 2 nothing is fused).  ``widths`` (if given) counts the ops emitted by
+    kind and width, for the plan's decisions."""
+    if max_qubits < 2:
+        return list(ops)
+    f = _Fuser(max_qubits, set(wbits), costs)
+    for op in ops:
+        f.add(op)
+    out = f.result()
+    if widths is not None:
+        for k, v in f.widths.items():
+            widths[k] = widths.get(k, 0) + v
+    return out
