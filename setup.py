@@ -78,6 +78,8 @@ kern = Extension(
 
 # qgt serve / qgt worker (docs/service.md); tomllib is in Python 3.12's standard library
 SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "httpx>=0.27", "nats-py>=2.7", "redis>=5"]
+# the simulators `qgt bench --peers` compares with (qgt.bench.peer_run)
+PEERS = ["qiskit-aer", "qsimcirq>=0.22", "qulacs>=0.6", "pennylane-lightning>=0.45"]
 
 setup(
     name="qgt",
@@ -103,8 +105,9 @@ setup(
     ],
     extras_require={"test": ["pytest", "pytest-timeout", "ruff", "hypothesis>=6.100",
                              "qiskit-algorithms", "qiskit-machine-learning",
-                             "pennylane>=0.45", "pytest-mock", "flaky", *SERVE],
+                             "pennylane>=0.45", "pytest-mock", "flaky", *SERVE, *PEERS],
                     "pennylane": ["pennylane>=0.45"],
+                    "peers": PEERS,
                     "serve": SERVE},
     entry_points={"console_scripts": ["qgt = qgt.cli:main"],
                   "pennylane.plugins": ["qgt.qubit = qgt.pennylane.device:QgtDevice"]},

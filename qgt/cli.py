@@ -27,6 +27,7 @@ import sys
 
 from qgt.bench.calibrate import add_arguments as calibrate_args
 from qgt.bench.ooc import add_arguments as ooc_args
+from qgt.bench.peer_bench import add_arguments as peers_args
 from qgt.bench.pennylane import add_arguments as pennylane_args
 from qgt.bench.primitives import add_arguments as primitives_args
 from qgt.bench.service import add_arguments as service_args
@@ -128,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="qgt serve instead: concurrent HTTP clients, embedded and NATS + "
                    "Redis with 2 workers; throughput, p50/p99 to DONE, overhead per task")
     service_args(b.add_argument_group("qgt serve (with --service)"))
+    b.add_argument("--peers", metavar="aer,qsim,lightning,qulacs", default="",
+                   help="the peer suite instead (qft, random, qaoa, ghz, qv, trotter at "
+                   "--qubits, default 26): each named peer that is installed, at its best "
+                   "setting in its own process, and each circuit's floor on this machine")
+    peers_args(b.add_argument_group("peers (with --peers)"))
 
     c = sub.add_parser("calibrate", help="measure this machine's disk and memory bandwidth "
                        "(cached; qgt plan uses it to predict run times)")
@@ -276,6 +282,10 @@ def _cmd_topology(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    if args.peers:
+        from qgt.bench.peer_bench import run_peer_bench
+
+        return run_peer_bench(args)
     if args.service:
         from qgt.bench.service import run_service_bench
 

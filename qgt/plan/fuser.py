@@ -92,7 +92,9 @@ class _Fuser:
     def _block(self, op: PhysOp) -> _Block:
         ctrls = _bits(op.ctrl_mask)
         bits = frozenset(op.targets) | frozenset(ctrls)
-        fusable = op.condition is None and len(op.src) == 1 and op.kind in (DENSE, DIAG)
+        # (the global phase, on no bits, stays on its own: the plan cache relies on it)
+        fusable = (op.condition is None and len(op.src) == 1 and op.kind in (DENSE, DIAG)
+                   and bool(bits))
         if op.kind == DENSE:
             fusable &= bits <= self.w and len(bits) <= self.max_qubits
             cost = (self.costs.permutation if _is_permutation(op.matrix)

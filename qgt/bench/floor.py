@@ -1,0 +1,83 @@
+"""The floor of a plan on this machine: what its passes and its arithmetic must cost.
+
+Called by ``qgt bench --peers``.  Two lower bounds, each measured here with qgt's own
+kernels on a state of the benchmark's size:
+
+- memory: the plan's passes times one pass (a sweep whose only op is an X on bit 0,
+  so almost all of its time is the gather and scatter through RAM);
+- arithmetic: the plan's complex multiply-adds (2^k per amplitude for a k-qubit dense
+  block, one for a phase table; permutations none) at the kernels' peak rate, the best
+  of dense 1- to 4-qubit op lists on a cache-resident working set.
+
+The floor is the larger of the two; a run cannot beat it without a better plan.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from qgt.plan.steps import DENSE, DIAG, Sweep
+
+_X = np.array([[0, 1], [1, 0]], dtype=complex)
+
+
+def _best(fn, reps: int = 3) -> float:
+    fn()
+    out = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out = min(out, time.perf_counter() - t)
+    return out
+
+
+def machine_rates(n: int, threads: int, wbits: int = 14) -> dict:
+    """Seconds per memory pass of 2^n amplitudes, and peak complex multiply-adds per
+    second of the dense kernels (measured now, with ``threads`` threads)."""
+    from scipy.stats import unitary_group
+
+    from qgt import _kern
+
+    psi = np.zeros(1 << n, dtype=complex)
+    psi[0] = 1
+    wmap = list(range(min(wbits, n)))
+    one = _kern.OpList([(0, (0,), 0, 0, _X)])
+    t_pass = _best(lambda: _kern.sweep(psi, n, 0, wmap, one, threads))
+    peak = 0.0
+    for k in (1, 2, 3, 4):
+        ops = _kern.OpList([(0, tuple(range(2 + j % 3, 2 + j % 3 + k)), 0, 0,
+                             unitary_group.rvs(1 << k, random_state=j)) for j in range(24)])
+        t = _best(lambda: _kern.sweep(psi, n, 0, wmap, ops, threads))  # noqa: B023
+        peak = max(peak, 24 * (1 << n) * (1 << k) / t)
+    return {"pass_s": t_pass, "peak_cmadd_per_s": peak}
+
+
+def _is_permutation(m) -> bool:
+    m = np.asarray(m)
+    return m.ndim == 2 and bool(np.all((m == 0) | (m == 1)))
+
+
+def plan_work(plan) -> dict:
+    """Passes and complex multiply-adds (all ranks together) of a plan."""
+    amps = 1 << plan.n_qubits
+    madds = 0
+    passes = 0
+    for s in plan.steps:
+        if not isinstance(s, Sweep):
+            passes += 1  # an exchange reads and writes the slices too
+            continue
+        passes += 1
+        for op in s.ops:
+            if op.kind == DENSE and not _is_permutation(op.matrix):
+                madds += amps * (1 << len(op.targets))
+            elif op.kind == DIAG:
+                madds += amps
+    return {"passes": passes, "cmadds": madds}
+
+
+def floor_seconds(work: dict, rates: dict) -> dict:
+    memory = work["passes"] * rates["pass_s"]
+    arithmetic = work["cmadds"] / rates["peak_cmadd_per_s"]
+    return {"memory_s": memory, "arithmetic_s": arithmetic, "floor_s": max(memory, arithmetic)}

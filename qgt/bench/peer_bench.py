@@ -1,0 +1,124 @@
+"""``qgt bench --peers aer,qsim,lightning,qulacs``: qgt against the other simulators on the
+suite of ``qgt.bench.peer_suite``, side by side in one run, plus each circuit's floor.
+
+Each peer runs in its own process (``qgt.bench.peer_run``) at each of its settings (the
+best counts), with ``OMP_NUM_THREADS`` set to the same thread count as qgt; peers that
+are not installed are reported as such (``pip install 'qgt[peers]'``).  qgt runs as
+``mpiexec -n RANKS qgt run`` like every other benchmark; its time is plan + run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from qgt.errors import UserError
+
+PEER_TIMEOUT = 1800
+
+
+def add_arguments(g) -> None:
+    g.add_argument("--peer-circuits", default="",
+                   help="comma-separated subset of qft,random,qaoa,ghz,qv,trotter")
+    g.add_argument("--peer-timeout", type=int, default=PEER_TIMEOUT,
+                   help="seconds before a peer's run is abandoned (default 1800)")
+
+
+def _peers(text: str) -> list[str]:
+    from qgt.bench.peer_run import PEERS
+
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in names if p not in PEERS]
+    if bad:
+        raise UserError(f"unknown peer(s) {bad}: choose from {','.join(PEERS)}")
+    return names
+
+
+def _installed(peer: str) -> bool:
+    from qgt.bench.peer_run import MODULES
+
+    return importlib.util.find_spec(MODULES[peer]) is not None
+
+
+def _time_peer(peer: str, path: str, threads: int, timeout: int) -> dict:
+    from qgt.bench.peer_run import SETTINGS
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    best = None
+    for setting in SETTINGS[peer]:
+        cmd = [sys.executable, "-m", "qgt.bench.peer_run", peer, path, str(threads), setting]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            continue
+        if p.returncode != 0:
+            raise UserError(f"{peer} ({setting or 'default'}) failed on {path}: "
+                            f"{p.stderr.strip()[-1500:]}")
+        s = json.loads(p.stdout.strip().splitlines()[-1])["seconds"]
+        if best is None or s < best["seconds"]:
+            best = {"seconds": s, "setting": setting or "default"}
+    return best or {"seconds": None, "setting": f"over {timeout} s"}
+
+
+def run_peer_bench(args) -> int:
+    from qiskit import qasm2
+
+    from qgt.api import plan_for
+    from qgt.bench.floor import floor_seconds, machine_rates, plan_work
+    from qgt.bench.peer_suite import PEER_SUITE, build, gate_count
+    from qgt.bench.runner import _time_qgt
+    from qgt.config import load_config
+    from qgt.frontend import load_circuit
+
+    peers = _peers(args.peers)
+    n = args.qubits or 26
+    threads = args.threads or len(os.sched_getaffinity(0))
+    names = [c.strip() for c in args.peer_circuits.split(",") if c.strip()] or list(PEER_SUITE)
+    missing = [p for p in peers if not _installed(p)]
+    if missing:
+        print(f"not installed (pip install 'qgt[peers]'): {', '.join(missing)}")
+    peers = [p for p in peers if p not in missing]
+    print(f"qgt bench --peers: n={n}, {threads} threads each, qgt on {args.ranks} rank(s); "
+          "seconds of simulation, final state, no sampling", flush=True)
+    rates = machine_rates(n, threads)
+    print(f"this machine: one memory pass {rates['pass_s'] * 1e3:.1f} ms, kernel peak "
+          f"{rates['peak_cmadd_per_s'] / 1e9:.2f} G complex multiply-adds/s", flush=True)
+    cfg = load_config()
+    rows = []
+    head = f"{'circuit':8s} {'gates':>5s} {'qgt':>7s}" + "".join(f" {p:>9s}" for p in peers)
+    print(head + f" {'best/qgt':>8s} {'floor':>6s} {'qgt/floor':>9s}")
+    with tempfile.TemporaryDirectory() as d:
+        for name in names:
+            qc = build(name, n)
+            path = str(Path(d) / f"{name}.qasm")
+            Path(path).write_text(qasm2.dumps(qc))
+            q = [_time_qgt(path, args.ranks, threads, 0) for _ in range(args.repeat)]
+            tq = statistics.median(r["seconds"] for r in q)
+            plan = plan_for(load_circuit(path), cfg, args.ranks, threads=threads)
+            floor = floor_seconds(plan_work(plan), rates)
+            row = {"circuit": name, "gates": gate_count(qc), "qgt_s": tq, **floor,
+                   "qgt_plan": q[0]["plan"], "peers": {}}
+            for p in peers:
+                row["peers"][p] = _time_peer(p, path, threads, args.peer_timeout)
+            times = [v["seconds"] for v in row["peers"].values() if v["seconds"]]
+            row["best_peer_over_qgt"] = min(times) / tq if times else None
+            cells = "".join(f" {v['seconds']:9.2f}" if v["seconds"] else f" {'-':>9s}"
+                            for v in row["peers"].values())
+            ratio = f"{row['best_peer_over_qgt']:8.2f}" if times else f"{'-':>8s}"
+            print(f"{name:8s} {row['gates']:5d} {tq:7.2f}{cells} {ratio} "
+                  f"{floor['floor_s']:6.2f} {tq / floor['floor_s']:9.2f}", flush=True)
+            rows.append(row)
+    ratios = [r["best_peer_over_qgt"] for r in rows if r["best_peer_over_qgt"]]
+    if ratios:
+        print(f"best peer / qgt: median {statistics.median(ratios):.2f}, min {min(ratios):.2f}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(
+            {"n": n, "threads": threads, "ranks": args.ranks, "machine": rates, "rows": rows},
+            indent=2))
+    return 0
