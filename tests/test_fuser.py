@@ -28,6 +28,14 @@ N = 7
 X = np.array([[0, 1], [1, 0]], dtype=complex)
 
 
+def _phases(rng, k: int) -> np.ndarray:
+    return np.exp(1j * rng.uniform(-np.pi, np.pi, 1 << k))
+
+
+def _ctrl_vals(rng, c: int) -> tuple[int, ...]:
+    return tuple(int(v) for v in rng.integers(0, 2, c))
+
+
 @st.composite
 def gate_lists(draw):
     ops = []
@@ -37,8 +45,6 @@ def gate_lists(draw):
         qs = list(draw(st.permutations(range(N))))
         seed = draw(st.integers(0, 10_000))
         rng = np.random.default_rng(seed)
-        phases = lambda k: np.exp(1j * rng.uniform(-np.pi, np.pi, 1 << k))  # noqa: E731
-        ctrl_vals = lambda c: tuple(int(v) for v in rng.integers(0, 2, c))  # noqa: E731
         if kind == "u1":
             ops.append(Gate("u", (qs[0],), unitary_group.rvs(2, random_state=seed)))
         elif kind == "u2":
@@ -46,17 +52,17 @@ def gate_lists(draw):
         elif kind in ("cu", "ccu"):
             c = 1 if kind == "cu" else 2
             ops.append(Gate(kind, (qs[0],), unitary_group.rvs(2, random_state=seed),
-                            controls=tuple(qs[1:1 + c]), ctrl_values=ctrl_vals(c)))
+                            controls=tuple(qs[1:1 + c]), ctrl_values=_ctrl_vals(rng, c)))
         elif kind == "x":
             ops.append(Gate("x", (qs[0],), X))
         elif kind == "cx":
             ops.append(Gate("cx", (qs[0],), X, controls=(qs[1],), ctrl_values=(1,)))
         elif kind == "diag":
             k = draw(st.integers(1, 3))
-            ops.append(Gate("diag", tuple(qs[:k]), phases(k), diagonal=True))
+            ops.append(Gate("diag", tuple(qs[:k]), _phases(rng, k), diagonal=True))
         elif kind == "cdiag":
-            ops.append(Gate("mcp", (qs[0],), phases(1), diagonal=True,
-                            controls=(qs[1], qs[2]), ctrl_values=ctrl_vals(2)))
+            ops.append(Gate("mcp", (qs[0],), _phases(rng, 1), diagonal=True,
+                            controls=(qs[1], qs[2]), ctrl_values=_ctrl_vals(rng, 2)))
         else:
             ops.append(Swap(qs[0], qs[1]))
     return Circuit(N, 0, ops, global_phase=draw(st.floats(-3, 3)))
