@@ -55,25 +55,30 @@ def _load(circuit) -> tuple:
 
 
 def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per_node: int = 1,
-             threads: int = 1, adjoint: bool = False):
+             threads: int = 1, adjoint: bool = False, restore: bool = True):
     """The plan for ``ranks`` ranks on the tier the configuration and RAM call for
-    (``adjoint``: room for a second state, qgt.session.adjoint)."""
+    (``adjoint``: room for a second state, qgt.session.adjoint; ``restore``: the final
+    state is read, so it must end in logical order)."""
+    from qgt.bench.opcost import cost_model
     from qgt.plan.support import support_log2, widest
 
     support = support_log2(circ)
     ssd = choose_tier(cfg, circ.n_qubits, ranks, ranks_per_node, threads, support,
                       widest(circ, observables), adjoint)
     plan = make_plan(circ, ranks, cfg.block_qubits, cfg.page_qubits, list(observables),
-                     cfg.fusion_max_qubits if cfg.fusion else 1, done=done, ssd=ssd)
+                     cfg.fusion_max_qubits if cfg.fusion else 1, done=done, ssd=ssd,
+                     restore=restore, costs=cost_model())
     plan.decisions["support_log2"] = support  # the capacity preflight sizes pages by it
     return plan
 
 
-def _plan(circ, cfg: Config, comm, observables, seed, done: set[int], threads: int) -> tuple:
+def _plan(circ, cfg: Config, comm, observables, seed, done: set[int], threads: int,
+          restore: bool) -> tuple:
     """Rank 0: validate and plan.  Returns ("ok", payload) or ("error", message)."""
     try:
         t = time.perf_counter()
-        plan = plan_for(circ, cfg, comm.size, observables, done, comm.local_size, threads)
+        plan = plan_for(circ, cfg, comm.size, observables, done, comm.local_size, threads,
+                        restore=restore)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (1 << 31))
         return ("ok", (circ.name, plan, seed, time.perf_counter() - t))
@@ -147,7 +152,9 @@ def simulate(circuit, shots: int | None = None, observables=(), config=None, com
     resume_path, meta, resume_warnings = _find_resume(cfg, comm, circuit_hash)
     done = {int(i) for i in np.flatnonzero(meta["executed"])} if meta else set()
     threads = _threads(cfg, comm)
-    verdict = _plan(circ, cfg, comm, observables, seed, done, threads) if comm.rank == 0 else None
+    # the state is read only when written out; samples and expectations read any layout
+    verdict = (_plan(circ, cfg, comm, observables, seed, done, threads, bool(statevector))
+               if comm.rank == 0 else None)
     kind, payload = comm.bcast(verdict)
     _raise_verdict(kind, payload)
     name, plan, seed, plan_time = payload
@@ -280,6 +287,8 @@ def _execute_observed(engine, r: _Run, obs) -> Result:
     if cfg.checkpoint_at_end and cfg.checkpoint_dir:
         policy.write(engine, plan, plan.final_layout, elapsed_before + time.perf_counter() - t1)
     t2 = time.perf_counter()
+    if (r.statevector or r.want_state) and list(plan.final_layout) != list(range(plan.n_qubits)):
+        raise InternalError("the final state was asked for but the plan left it permuted")
     if r.statevector:
         obs.phase("state vector I/O")
         with obs.span("write state vector", "disk"):

@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="ranks sharing a node's RAM (for memory_limit=auto)")
     pl.add_argument("--observable", action="append", default=[], metavar="PAULI")
     pl.add_argument("--steps", action="store_true", help="list every step")
+    pl.add_argument("--statevector", action="store_true",
+                    help="plan as for a run that writes the final state (qgt run "
+                    "--statevector): it ends with the passes that put the qubits back in "
+                    "logical order, which runs that only sample or take expectation values "
+                    "skip")
     pl.add_argument("--json", action="store_true", help="print the figures as JSON")
     _config_args(pl)
 
@@ -185,14 +190,28 @@ def _cmd_plan(args) -> int:
 
     cfg = load_config(args.config, overrides=_overrides(args))
     threads = cfg.threads or max(1, len(os.sched_getaffinity(0)) // args.ranks_per_node)
-    plan = plan_for(load_circuit(args.circuit), cfg, args.ranks, args.observable,
-                    ranks_per_node=args.ranks_per_node, threads=threads)
+    circ = load_circuit(args.circuit)
+    plan = plan_for(circ, cfg, args.ranks, args.observable, ranks_per_node=args.ranks_per_node,
+                    threads=threads, restore=args.statevector)
     figs = plan_figures(plan, 4 * cfg.exchange_chunk, threads)
+    if not args.statevector and not plan.page_floor:
+        figs["exact_global_swaps"] = _exact_swaps(circ, plan, args.observable)
     if figs["storage"] == "ssd":
         figs["memory_per_rank"] = ssd_bytes(plan.block_qubits, plan.page_floor, cfg)
     figs["predicted_seconds"] = predicted_seconds(figs, cached(scratch_dir(cfg)))
     print(json.dumps(figs, indent=2) if args.json else format_plan(plan, figs, args.steps))
     return 0
+
+
+def _exact_swaps(circ, plan, observables) -> int | None:
+    """The ILP's minimum global swaps (qgt.plan.exact) for a small in-RAM plan."""
+    from qgt.plan.exact import exact_global_swaps
+    from qgt.plan.paulis import parse_pauli
+    from qgt.plan.planner import plan_items
+
+    obs_x = [q for o in observables for q in parse_pauli(o, circ.n_qubits)[0]]
+    return exact_global_swaps(plan_items(circ)[0], circ.n_qubits, plan.rank_bits,
+                              plan.counts()["global_swaps"], obs_x)
 
 
 def _print_result(res) -> None:

@@ -103,3 +103,12 @@ def _run_inner(psi: np.ndarray, n: int, sweep, check: bool) -> np.ndarray:
                 assert set(op.targets) <= set(inner.wbits), (op, inner.wbits)
             t = apply_physop(t, n, op)
     return np.transpose(t.reshape((2,) * n), np.argsort(perm)).reshape(-1).copy()
+
+
+def logical_state(psi: np.ndarray, plan) -> np.ndarray:
+    """A final state in logical order, whatever layout the plan ended in (a plan that does
+    not restore the layout leaves logical qubit q on physical bit final_layout[q])."""
+    n = plan.n_qubits
+    phys = plan.final_layout or tuple(range(n))
+    perm = [_axis(n, phys[n - 1 - a]) for a in range(n)]
+    return np.transpose(psi.reshape((2,) * n), perm).reshape(-1)

@@ -273,6 +273,9 @@ def add_arguments(p) -> None:
     p.add_argument("--scratch-dir", default=None,
                    help="directory on the disk to measure (default: $TMPDIR, else /tmp)")
     p.add_argument("--size", default="1GiB", help="test file size, e.g. 4GiB (default 1GiB)")
+    p.add_argument("--kernels", action="store_true",
+                   help="also measure the kernels' cost per op kind and width, which the "
+                   "planner's fusion then uses on this node (qgt.bench.opcost)")
     p.add_argument("--exchange", action="store_true",
                    help="also measure two ranks' MPI exchange bandwidth (starts mpiexec -n 2)")
 
@@ -290,6 +293,12 @@ def main(args) -> int:
               f"{before['disk_write_Bps'] / 1e9:.2f}, read {before['disk_read_Bps'] / 1e9:.2f} "
               "GB/s, one buffer)")
     print(f"stored in {_cache_path()}")
+    if getattr(args, "kernels", False):
+        from qgt.bench import opcost
+
+        costs = opcost.measure(len(os.sched_getaffinity(0)))
+        print(opcost.format_costs(costs))
+        print(f"stored in {opcost.store(costs)}")
     return 0
 
 

@@ -135,8 +135,12 @@ def _qulacs(gates, n, threads, setting):
             qc.add_gate(getattr(qg, name.upper())(qs[0], -ps[0]))
         elif name == "u":
             qc.add_gate(qg.U3(qs[0], *ps))
-        else:  # cp, rzz: their matrices, qubit 0 least significant as in qulacs
-            qc.add_gate(qg.DenseMatrix(list(qs), np.asarray(op.to_matrix())))
+        elif name == "cp":  # a phase on the target, controlled: qulacs' fast path
+            g = qg.DenseMatrix(qs[1], np.diag([1, np.exp(1j * ps[0])]))
+            g.add_control_qubit(qs[0], 1)
+            qc.add_gate(g)
+        else:  # rzz: its diagonal (qubit 0 least significant, as in qulacs)
+            qc.add_gate(qg.DiagonalMatrix(list(qs), np.diag(np.asarray(op.to_matrix()))))
     if setting == "light":
         QuantumCircuitOptimizer().optimize_light(qc)
     state = QuantumState(n)

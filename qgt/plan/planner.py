@@ -27,7 +27,7 @@ import numpy as np
 
 from qgt.errors import CapacityError, InternalError, UserError
 from qgt.ops import Circuit, Condition, Gate, Measure, Reset, Swap
-from qgt.plan.fuser import fuse
+from qgt.plan.fuser import DEFAULT_COSTS, CostModel, fuse
 from qgt.plan.layout import Layout
 from qgt.plan.paulis import parse_pauli
 from qgt.plan.steps import (
@@ -76,7 +76,8 @@ def _moving(item) -> tuple[int, ...]:
 
 
 class _Planner:
-    def __init__(self, n: int, g: int, w: int, c0: int, fusion_max: int, floor: int = 0):
+    def __init__(self, n: int, g: int, w: int, c0: int, fusion_max: int, floor: int = 0,
+                 costs: CostModel = DEFAULT_COSTS):
         self.n, self.g, self.L = n, g, n - g
         # out of core, the in-page bits never go to a rank bit: exchanges move whole pages
         self.floor = floor
@@ -85,6 +86,7 @@ class _Planner:
         self.c0 = c0
         self.fusion_max = fusion_max
         self.widths: dict[str, int] = {}  # fused ops by kind and width, for the decisions
+        self.costs = costs
         self.steps: list = []
         self.layouts: list[tuple[int, ...]] = []  # the layout after each step
 
@@ -222,7 +224,8 @@ class _Planner:
                 left.append(entry)
                 stop = len(blocked_q) >= self.n
         if ids:
-            self.emit(Sweep(wbits, tuple(fuse(taken, self.fusion_max, wset, widths=self.widths)),
+            self.emit(Sweep(wbits, tuple(fuse(taken, self.fusion_max, wset, self.costs,
+                                                  self.widths)),
                             tuple(ids)))
         return left
 
@@ -343,29 +346,56 @@ class _Planner:
         self.emit(Sweep(tuple(sorted(bits)), tuple(group)))
 
 
-def lower_bound_exchanges(items: list, n: int, g: int, observables_x: list[int]) -> int:
-    """A lower bound on the global exchanges of any schedule (gates may be reordered).
+def _first_uses(items, n: int, observables_x: list[int]) -> dict[int, int]:
+    """Logical qubit -> index of its first non-diagonal use (observables' X/Y come
+    after every item); unused qubits are absent."""
+    first: dict[int, int] = {}
+    for i, it in enumerate(items):
+        for q in _moving(it):
+            first.setdefault(q, i)
+    for q in observables_x:
+        first.setdefault(q, len(items))
+    return first
 
-    Every qubit that is a non-diagonal target must be local at some time.  One that
-    starts on a rank bit needs an exchange in; one whose final label (after the SWAP
-    relabellings) is a rank bit needs an exchange out after its last use; one that needs
-    both needs two different exchanges.  Each exchange moves at most g qubits each way.
-    This is simple and loose; Atlas (SC'24) computes the exact minimum with an ILP.
+
+def initial_layout(items, n: int, g: int, observables_x: list[int]) -> Layout:
+    """|0...0> is the same state in every layout, so the plan may start in any: the rank
+    bits take the qubits needed non-diagonally last (or never), so the first global swap
+    comes as late as it can and brings them all in."""
+    L = n - g
+    first = _first_uses(items, n, observables_x)
+    late = sorted(range(n), key=lambda q: (-first.get(q, 1 << 62), -q))[:g]
+    lay = Layout(n, L)
+    rank_free = [p for p in range(L, n) if lay.logical[p] not in late]
+    for q in [q for q in late if lay.phys[q] < L]:
+        lay.swap_physical(lay.phys[q], rank_free.pop())
+    return lay
+
+
+def lower_bound_exchanges(items: list, n: int, g: int, observables_x: list[int],
+                          restore: bool = True) -> int:
+    """A lower bound on the global exchanges of any schedule (gates may be reordered,
+    the initial layout is free).
+
+    Every qubit that is a non-diagonal target must be local at some time, and one
+    exchange brings at most g qubits in: with u such qubits, ceil((u - L) / g) exchanges.
+    When the state must end in logical order, a used qubit whose final label (after the
+    SWAP relabellings) is a rank bit also needs an exchange out after its last use.
+    This is simple and loose; ``qgt.plan.exact`` counts the minimum on small instances.
     """
     L = n - g
     if g == 0:
         return 0
-    used = {q for it in items for q in _moving(it)} | set(observables_x)
-    owner = list(range(n))
-    for it in items:
-        if isinstance(it, Swap):
-            owner[it.a], owner[it.b] = owner[it.b], owner[it.a]
-    final = {q: label for label, q in enumerate(owner)}
-    ins = {q for q in used if q >= L}
-    outs = {q for q in used if final[q] >= L}
-    bound = max(-(-len(ins) // g), -(-len(outs) // g))
-    if ins & outs:
-        bound = max(bound, 2)
+    used = set(_first_uses(items, n, observables_x))
+    bound = -(-max(0, len(used) - L) // g)
+    if restore:
+        owner = list(range(n))
+        for it in items:
+            if isinstance(it, Swap):
+                owner[it.a], owner[it.b] = owner[it.b], owner[it.a]
+        final = {q: label for label, q in enumerate(owner)}
+        outs = {q for q in used if final[q] >= L}
+        bound = max(bound, -(-len(outs) // g))
     return bound
 
 
@@ -425,9 +455,16 @@ def check_ranks(n: int, ranks: int) -> int:
 
 def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: int = 4,
               observables: list[str] | None = None, fusion_max_qubits: int = 4,
-              done: set[int] | None = None, ssd: tuple[int, int] | None = None) -> Plan:
+              done: set[int] | None = None, ssd: tuple[int, int] | None = None,
+              restore: bool = True, costs: CostModel = DEFAULT_COSTS) -> Plan:
     """Plan ``circ`` for ``ranks`` MPI ranks (a power of two); items in ``done`` (from a
     checkpoint, whose state is in logical order) are skipped.
+
+    ``restore=False`` when nobody reads the final state itself (only samples, Pauli
+    expectations or mid-circuit outcomes): the plan then ends in whatever layout its
+    last step left, with no passes spent putting qubits back in logical order, and its
+    terminal measurements name the physical bits their qubits ended on.  |0...0> is
+    the same in every layout, so the start needs no pass either.
 
     ``ssd=(page_bits, group_bits)`` plans out of core: the outer plan's working set is a
     page group of 2^group_bits amplitudes that always holds the in-page bits, and every
@@ -457,16 +494,20 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
     else:
         w = min(block_qubits, L)
         c0, floor = max(0, min(page_qubits, w - kmax)), 0
-    pl = _Planner(n, g, w, c0, fusion_max_qubits, floor)
+    pl = _Planner(n, g, w, c0, fusion_max_qubits, floor, costs)
+    obs_x = [q for o in observables for q in parse_pauli(o, n)[0]]
+    if g and not done:  # a resumed state is in logical order; a fresh one is |0...0>
+        pl.layout = initial_layout(items, n, g, obs_x)
     pl.run_ops([(i, it) for i, it in enumerate(items) if not done or i not in done])
     pl.expectations(observables)
-    pl.normalise()
-    obs_x = [q for o in observables for q in parse_pauli(o, n)[0]]
+    if restore:
+        pl.normalise()
+    phys = pl.layout.phys
     plan = Plan(
         n_qubits=n, rank_bits=g, block_qubits=w, page_qubits=c0, steps=pl.steps,
         n_clbits=circ.n_clbits, final_layout=pl.layout.as_tuple(),
-        terminal=tuple((m.qubit, m.clbit) for m in terminal), trajectories=trajectories,
-        lower_bound_exchanges=lower_bound_exchanges(items, n, g, obs_x),
+        terminal=tuple((phys[m.qubit], m.clbit) for m in terminal), trajectories=trajectories,
+        lower_bound_exchanges=lower_bound_exchanges(items, n, g, obs_x, restore),
         n_items=len(items), layouts=pl.layouts, page_floor=floor,
     )
     if ssd:
@@ -474,7 +515,8 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
                       if isinstance(s, Sweep) else s for s in plan.steps]
     plan.decisions = {"block_qubits": w, "page_qubits": c0, "fusion_max_qubits": fusion_max_qubits,
                       "max_gate_moving_qubits": kmax, "storage": "ssd" if ssd else "ram",
-                      "fused_ops": dict(sorted(pl.widths.items()))}
+                      "fused_ops": dict(sorted(pl.widths.items())),
+                      "restore_layout": restore, "cost_model": costs.source}
     if ssd:
         plan.decisions.update(inner_block=block_qubits, inner_page=page_qubits)
     return plan

@@ -91,9 +91,12 @@ def format_plan(plan: Plan, figures: dict, verbose: bool = False) -> str:
         f"  steps {figures['steps']}: {figures['sweeps']} sweeps, {figures['global_swaps']} "
         f"global swaps ({figures['swapped_bits']} bits), {figures['measure_steps']} "
         f"measurement steps",
-        f"  gates after fusion: {figures['gates']}",
+        f"  gates after fusion: {figures['gates']} ("
+        + ", ".join(f"{v} {k}" for k, v in plan.decisions.get("fused_ops", {}).items()) + ")",
         f"  global swaps: {figures['global_swaps']} "
-        f"(lower bound {figures['lower_bound_global_swaps']})",
+        f"(lower bound {figures['lower_bound_global_swaps']}" + (
+            f"; exact minimum {figures['exact_global_swaps']}, by ILP)"
+            if figures.get("exact_global_swaps") is not None else ")"),
         f"  bytes exchanged per rank: {format_bytes(figures['bytes_exchanged_per_rank'])}",
         f"  state per rank: {format_bytes(figures['state_bytes_per_rank'])}; "
         f"memory per rank: {format_bytes(figures['memory_per_rank'])}",
