@@ -3,8 +3,8 @@
 Called by ``qgt bench --peers``.  Two lower bounds, each measured here with qgt's own
 kernels on a state of the benchmark's size:
 
-- memory: the plan's passes times one pass (a sweep whose only op is an X on bit 0,
-  so almost all of its time is the gather and scatter through RAM);
+- memory: the plan's passes times one in-place read+write pass over the state's bytes
+  (``qgt.bench.calibrate``'s memory pass, on all threads);
 - arithmetic: the plan's complex multiply-adds (2^k per amplitude for a k-qubit dense
   block, one for a phase table; permutations none) at the kernels' peak rate, the best
   of dense 1- to 4-qubit op lists on a cache-resident working set.
@@ -19,8 +19,6 @@ import time
 import numpy as np
 
 from qgt.plan.steps import DENSE, DIAG, Sweep
-
-_X = np.array([[0, 1], [1, 0]], dtype=complex)
 
 
 def _best(fn, reps: int = 3) -> float:
@@ -39,12 +37,12 @@ def machine_rates(n: int, threads: int, wbits: int = 14) -> dict:
     from scipy.stats import unitary_group
 
     from qgt import _kern
+    from qgt.bench.calibrate import _memory_pass
 
+    t_pass = 2 * 16 * (1 << n) / _memory_pass(16 << n, threads)
     psi = np.zeros(1 << n, dtype=complex)
     psi[0] = 1
     wmap = list(range(min(wbits, n)))
-    one = _kern.OpList([(0, (0,), 0, 0, _X)])
-    t_pass = _best(lambda: _kern.sweep(psi, n, 0, wmap, one, threads))
     peak = 0.0
     for k in (1, 2, 3, 4):
         ops = _kern.OpList([(0, tuple(range(2 + j % 3, 2 + j % 3 + k)), 0, 0,
