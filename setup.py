@@ -60,7 +60,8 @@ class BuildExt(build_ext):
         original = cc._compile
 
         def _compile(obj, src, ext, cc_args, extra_postargs, pp_opts):
-            if os.path.basename(os.path.dirname(os.path.abspath(src))) == "csrc":
+            parts = os.path.abspath(src).split(os.sep)
+            if "csrc" in parts[-3:-1]:  # csrc/ and its complex64 build, csrc/f32/
                 extra_postargs = list(extra_postargs) + WARN
             return original(obj, src, ext, cc_args, extra_postargs, pp_opts)
 
@@ -70,7 +71,9 @@ class BuildExt(build_ext):
 
 kern = Extension(
     "qgt._kern",
-    sources=["qgt/_kern.pyx"] + sorted(glob.glob("csrc/qgt_kern*.c")),
+    # every kernel twice: complex128 (csrc/) and complex64 (csrc/f32/, QK_SINGLE)
+    sources=["qgt/_kern.pyx"] + sorted(glob.glob("csrc/qgt_kern*.c"))
+    + sorted(glob.glob("csrc/f32/qgt_kern*.c")),
     include_dirs=["csrc", numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     depends=sorted(glob.glob("csrc/*.h")) + ["qgt/_kern.pxd"],

@@ -3,7 +3,8 @@
  * Called by the Cython wrapper qgt/_kern.pyx (and nothing else): the runtime
  * and the page store reach these functions only through that module.
  *
- * A state slice is 2^L complex128 amplitudes stored as interleaved doubles
+ * A state slice is 2^L complex128 (or, built with QK_SINGLE, complex64)
+ * amplitudes stored as interleaved reals
  * (re, im).  The global physical index of local element i is rank_base | i,
  * with rank_base = rank << L.  Bits are physical bits: the planner has already
  * mapped logical qubits to them.
@@ -28,6 +29,15 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* One real part of an amplitude: complex128 states, or with QK_SINGLE (the
+ * csrc/f32/ build, every public name suffixed _f32) complex64 states. */
+#ifdef QK_SINGLE
+#include "qgt_kern_f32.h"
+typedef float qgt_amp;
+#else
+typedef double qgt_amp;
 #endif
 
 /* Status codes.  qgt/_kern.pyx maps each one to an exception in one table. */
@@ -79,41 +89,41 @@ void qgt_kern_prog_free(qgt_kern_prog *prog);
 /* Apply a compiled list to the whole slice (2^L amplitudes), nthreads OpenMP
  * threads.  On an error other than a bad argument the slice may be partly
  * updated: the caller must treat it as lost. */
-int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog *prog,
+int qgt_kern_sweep(qgt_amp *state, int L, uint64_t rank_base, const qgt_kern_prog *prog,
                    int nthreads);
 
 /* Apply a compiled list to ONE gathered unit buffer of 2^w amplitudes whose
  * global base index (rank bits | local bits outside W) is base.  One thread. */
-int qgt_kern_apply_block(double *buf, uint64_t base, const qgt_kern_prog *prog);
+int qgt_kern_apply_block(qgt_amp *buf, uint64_t base, const qgt_kern_prog *prog);
 
 /* One sweep of the adjoint reverse pass (qgt_kern_adjsweep.c) on psi and lam
  * together: inv holds the sweep's ops daggered in reverse order, der the
  * derivative matrices M_j = A_j + I (same working set); derivative j is taken
  * before inv op der_at[j] (non-decreasing).  out[2j], out[2j+1] get
  * <lam| A_j |psi> for this slice. */
-int qgt_kern_adjoint_sweep(double *psi, double *lam, int L, uint64_t rank_base,
+int qgt_kern_adjoint_sweep(qgt_amp *psi, qgt_amp *lam, int L, uint64_t rank_base,
                            const qgt_kern_prog *inv, const qgt_kern_prog *der,
                            const int32_t *der_at, int nthreads, double *out);
 
 /* Reductions over one slice. */
-int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int32_t *bits,
+int qgt_kern_marginal(const qgt_amp *state, int L, uint64_t rank_base, const int32_t *bits,
                       int nb, double *out, int nthreads);
-int qgt_kern_pauli_expect(const double *state, int L, uint64_t rank_base, uint64_t xmask,
+int qgt_kern_pauli_expect(const qgt_amp *state, int L, uint64_t rank_base, uint64_t xmask,
                           uint64_t zmask, int nthreads, double *out_re, double *out_im);
 /* nterms Pauli terms sharing xmask (zmasks[k] each), one pass: out[k] as for
  * qgt_kern_pauli_expect. */
-int qgt_kern_pauli_group(const double *state, int L, uint64_t rank_base, uint64_t xmask,
+int qgt_kern_pauli_group(const qgt_amp *state, int L, uint64_t rank_base, uint64_t xmask,
                          const uint64_t *zmasks, int nterms, int nthreads, double *out_re,
                          double *out_im);
-int qgt_kern_block_norms(const double *state, size_t len, size_t block, double *out,
+int qgt_kern_block_norms(const qgt_amp *state, size_t len, size_t block, double *out,
                          int nthreads);
-int qgt_kern_sample_sorted(const double *state, size_t len, const double *targets, size_t ns,
+int qgt_kern_sample_sorted(const qgt_amp *state, size_t len, const double *targets, size_t ns,
                            int64_t *out_idx);
 
 /* Adjoint differentiation (qgt_kern_adjoint.c; the reverse pass itself is
  * qgt_kern_adjoint_sweep above): out += c * X^xmask Z^zmask in (xmask on local
  * bits; the caller folds i^(number of Y) into c), building lambda = O psi. */
-int qgt_kern_pauli_axpy(double *out, const double *in, int L, uint64_t rank_base,
+int qgt_kern_pauli_axpy(qgt_amp *out, const qgt_amp *in, int L, uint64_t rank_base,
                         uint64_t xmask, uint64_t zmask, double c_re, double c_im, int nthreads);
 
 /* Build description ("avx512 vectors, 4 complex per vector, openmp"), for

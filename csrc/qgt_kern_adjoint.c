@@ -10,7 +10,7 @@
 
 #define QA_MAXTH 1024
 
-int qgt_kern_pauli_axpy(double *out, const double *in, int L, uint64_t rank_base,
+int qgt_kern_pauli_axpy(qk_real *out, const qk_real *in, int L, uint64_t rank_base,
                         uint64_t xmask, uint64_t zmask, double c_re, double c_im, int nthreads)
 {
     if (!out || !in || out == in || L < 0 || L > 62 || nthreads < 1 || nthreads > QA_MAXTH)

@@ -27,7 +27,7 @@
 #include "qgt_kern_impl.h"
 
 /* acc += <l| t - p> over n amplitudes (re, im in acc[0], acc[1]) */
-static void dot_diff(const double *l, const double *t, const double *p, size_t n,
+static void dot_diff(const qk_real *l, const qk_real *t, const qk_real *p, size_t n,
                      double *acc)
 {
     size_t i = 0;
@@ -55,7 +55,7 @@ static void dot_diff(const double *l, const double *t, const double *p, size_t n
 }
 
 /* apply source op k of p (its compiled ops) to buf; whether any of them acted */
-static int apply_source(const qgt_kern_prog *p, size_t k, double *buf, uint64_t base)
+static int apply_source(const qgt_kern_prog *p, size_t k, qk_real *buf, uint64_t base)
 {
     int acted = 0;
     for (size_t c = p->first[k]; c < p->first[k + 1]; c++)
@@ -75,7 +75,7 @@ static int source_active(const qgt_kern_prog *p, size_t k, uint64_t base)
 }
 
 static void adjoint_unit(const qgt_kern_prog *inv, const qgt_kern_prog *der,
-                         const int32_t *der_at, double *bp, double *bl, double *bt,
+                         const int32_t *der_at, qk_real *bp, qk_real *bl, qk_real *bt,
                          uint64_t base, double *acc)
 {
     const size_t n = (size_t)1 << inv->w;
@@ -95,7 +95,7 @@ static void adjoint_unit(const qgt_kern_prog *inv, const qgt_kern_prog *der,
     }
 }
 
-int qgt_kern_adjoint_sweep(double *psi, double *lam, int L, uint64_t rank_base,
+int qgt_kern_adjoint_sweep(qk_real *psi, qk_real *lam, int L, uint64_t rank_base,
                            const qgt_kern_prog *inv, const qgt_kern_prog *der,
                            const int32_t *der_at, int nthreads, double *out)
 {
@@ -120,7 +120,7 @@ int qgt_kern_adjoint_sweep(double *psi, double *lam, int L, uint64_t rank_base,
         r++;
     const int inplace = r == w && ((uintptr_t)psi & 63) == 0 && ((uintptr_t)lam & 63) == 0;
     const uint64_t whi = inv->wmask & ~qk_lowmask(r);
-    const size_t bytes = ((size_t)16) << w;
+    const size_t bytes = (2 * sizeof(qk_real)) << w;
     const int nt = nunits < nthreads ? (int)nunits : nthreads;
     double *sums = calloc((size_t)nt * (2 * nd + 1), sizeof(double));
     if (!sums)
@@ -130,9 +130,9 @@ int qgt_kern_adjoint_sweep(double *psi, double *lam, int L, uint64_t rank_base,
     {
         const int t = QK_TID;
         double *acc = sums + (size_t)t * (2 * nd + 1);
-        double *bt = aligned_alloc(64, bytes);
-        double *bp = inplace ? NULL : aligned_alloc(64, bytes);
-        double *bl = inplace ? NULL : aligned_alloc(64, bytes);
+        qk_real *bt = aligned_alloc(64, bytes);
+        qk_real *bp = inplace ? NULL : aligned_alloc(64, bytes);
+        qk_real *bl = inplace ? NULL : aligned_alloc(64, bytes);
         const int ok = bt && (inplace || (bp && bl));
         if (!ok) {
 #pragma omp atomic write

@@ -137,8 +137,8 @@ static int compile_uniform(qk_op *op, int nt, const double *m)
         op->kind = QK_DGU;
     const int dense = op->kind != QK_DGU;
     const int nterm = dense ? dim * dim : nnz;
-    op->cr = qk_alloc((size_t)(nterm ? nterm : 1) * sizeof(double));
-    op->ci = qk_alloc((size_t)(nterm ? nterm : 1) * sizeof(double));
+    op->cr = qk_alloc((size_t)(nterm ? nterm : 1) * sizeof(qk_real));
+    op->ci = qk_alloc((size_t)(nterm ? nterm : 1) * sizeof(qk_real));
     op->rstart = malloc((size_t)(dim + 1) * sizeof(int));
     op->tcol = malloc((size_t)(nterm ? nterm : 1) * sizeof(int));
     if (!op->cr || !op->ci || !op->rstart || !op->tcol)
@@ -343,10 +343,11 @@ static int compile_one(const qgt_kern_op *src, const int *pos, int w, qk_op *op)
         op->diag = !dense;
         memcpy(op->tpos, tpos, sizeof tpos);
         memcpy(op->tphys, tphys, sizeof tphys);
-        op->mat = malloc(ent * 2 * sizeof(double));
+        op->mat = malloc(ent * 2 * sizeof(qk_real));
         if (!op->mat)
             return QGT_KERN_ERR_NOMEM;
-        memcpy(op->mat, m, ent * 2 * sizeof(double));
+        for (size_t e = 0; e < 2 * ent; e++)
+            op->mat[e] = (qk_real)m[e];
         return QGT_KERN_OK;
     }
 

@@ -16,7 +16,7 @@
 
 /* ---- dense 1-qubit, target high: 2x2 complex on vector pairs ---------- */
 
-QK_INLINE void d1h_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv,
+QK_INLINE void d1h_loop(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv,
                         const int lsel, const int real)
 {
     const int t = op->hb[0];
@@ -32,9 +32,9 @@ QK_INLINE void d1h_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64
     qk_runs(w, fm | ((uint64_t)1 << t), &fr, &R);
     uint64_t f = 0;
     do {
-        double *p = buf + 2 * (fv | f);
+        qk_real *p = buf + 2 * (fv | f);
         for (size_t i = 0; i < 2 * R; i += QK_VD) {
-            double *p0 = p + i, *p1 = p0 + st;
+            qk_real *p0 = p + i, *p1 = p0 + st;
             const qk_vd x0 = qk_ld(p0), x1 = qk_ld(p1);
             qk_vd y0, y1;
             if (real) {
@@ -57,7 +57,7 @@ QK_INLINE void d1h_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64
     } while (f);
 }
 
-void qk_d1h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+void qk_d1h(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv)
 {
     if (op->lsel)
         d1h_loop(op, buf, w, fm, fv, 1, 0);
@@ -69,7 +69,7 @@ void qk_d1h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
 
 /* ---- exact X / SWAPBITS on high bits: move runs, no arithmetic ------- */
 
-void qk_move(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+void qk_move(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv)
 {
     const size_t st = 2 * op->moff;
     const qk_vi lm = op->lmask;
@@ -79,9 +79,9 @@ void qk_move(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
     qk_runs(w, fm | op->mfm, &fr, &R);
     uint64_t f = 0;
     do {
-        double *p = buf + 2 * (fv | op->mfv | f);
+        qk_real *p = buf + 2 * (fv | op->mfv | f);
         for (size_t i = 0; i < 2 * R; i += QK_VD) {
-            double *p0 = p + i, *p1 = p0 + st;
+            qk_real *p0 = p + i, *p1 = p0 + st;
             const qk_vd x0 = qk_ld(p0), x1 = qk_ld(p1);
             if (lsel) {
                 qk_st(p0, qk_sel(lm, x1, x0));
@@ -99,7 +99,7 @@ void qk_move(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
 
 /* x0 holds b = 0, x1 holds b = 1.  Lanes of x0 with a = 1 take the lanes of
  * x1 with a = 0 (lane l ^ 2^a), and the other way round. */
-QK_INLINE void lswap_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv,
+QK_INLINE void lswap_loop(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv,
                           const int s)
 {
     const size_t st = (size_t)2 << op->hb[0];
@@ -109,9 +109,9 @@ QK_INLINE void lswap_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint
     qk_runs(w, fm | ((uint64_t)1 << op->hb[0]), &fr, &R);
     uint64_t f = 0;
     do {
-        double *p = buf + 2 * (fv | f);
+        qk_real *p = buf + 2 * (fv | f);
         for (size_t i = 0; i < 2 * R; i += QK_VD) {
-            double *p0 = p + i, *p1 = p0 + st;
+            qk_real *p0 = p + i, *p1 = p0 + st;
             const qk_vd x0 = qk_ld(p0), x1 = qk_ld(p1);
             qk_st(p0, qk_sel(m0, qk_perm(x1, s), x0));
             qk_st(p1, qk_sel(m1, qk_perm(x0, s), x1));
@@ -120,7 +120,7 @@ QK_INLINE void lswap_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint
     } while (f);
 }
 
-void qk_lswap(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+void qk_lswap(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv)
 {
     switch (op->lb[0]) {
     case 0:
@@ -137,22 +137,22 @@ void qk_lswap(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
 /* The sign of the imaginary part is folded into the swapped inputs (4 muls
  * per group), so all 32 coefficients are plain broadcasts: the compiler can
  * take them straight from memory as FMA operands. */
-QK_INLINE void d2h_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv,
+QK_INLINE void d2h_loop(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv,
                         const int lsel, const int real)
 {
     const int t0 = op->hb[0], t1 = op->hb[1];
     const size_t o1 = (size_t)2 << t0, o2 = (size_t)2 << t1, o3 = o1 + o2;
     const qk_vd sg = qk_sgn();
-    const double *cr = op->cr, *ci = op->ci;
+    const qk_real *cr = op->cr, *ci = op->ci;
     const qk_vi lm = op->lmask;
     uint64_t fr;
     size_t R;
     qk_runs(w, fm | ((uint64_t)1 << t0) | ((uint64_t)1 << t1), &fr, &R);
     uint64_t f = 0;
     do {
-        double *p = buf + 2 * (fv | f);
+        qk_real *p = buf + 2 * (fv | f);
         for (size_t i = 0; i < 2 * R; i += QK_VD) {
-            double *q = p + i;
+            qk_real *q = p + i;
             const qk_vd x[4] = {qk_ld(q), qk_ld(q + o1), qk_ld(q + o2), qk_ld(q + o3)};
             qk_vd s[4] = {{0}};
             if (!real)
@@ -176,7 +176,7 @@ QK_INLINE void d2h_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64
     } while (f);
 }
 
-void qk_d2h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+void qk_d2h(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv)
 {
     if (op->lsel)
         d2h_loop(op, buf, w, fm, fv, 1, 0);
@@ -191,7 +191,7 @@ void qk_d2h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
 /* Full matrices go four rows at a time, so each loaded input feeds four
  * FMAs; sparse ones (permutations, controlled blocks) follow their rows'
  * nonzeros only. */
-QK_INLINE void dgu_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv,
+QK_INLINE void dgu_loop(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv,
                         const int dense, const int real)
 {
     const int k = op->kh, dim = 1 << k;
@@ -208,7 +208,7 @@ QK_INLINE void dgu_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64
     const qk_vd sg = qk_sgn();
     const qk_vi lm = op->lmask;
     const int lsel = op->lsel;
-    const double *cr = op->cr, *ci = op->ci;
+    const qk_real *cr = op->cr, *ci = op->ci;
     const int *rs = op->rstart, *tc = op->tcol;
     qk_vd X[1 << QGT_KERN_MAX_TARGETS], XS[1 << QGT_KERN_MAX_TARGETS];
     uint64_t fr;
@@ -216,9 +216,9 @@ QK_INLINE void dgu_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64
     qk_runs(w, fm | tb, &fr, &R);
     uint64_t f = 0;
     do {
-        double *p = buf + 2 * (fv | f);
+        qk_real *p = buf + 2 * (fv | f);
         for (size_t i = 0; i < 2 * R; i += QK_VD) {
-            double *q = p + i;
+            qk_real *q = p + i;
             for (int c = 0; c < dim; c++) {
                 X[c] = qk_ld(q + off[c]);
                 if (!real)
@@ -226,7 +226,7 @@ QK_INLINE void dgu_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64
             }
             if (dense && dim >= 4) {
                 for (int r = 0; r < dim; r += 4) {
-                    const double *c0 = cr + r * dim, *i0 = ci + r * dim;
+                    const qk_real *c0 = cr + r * dim, *i0 = ci + r * dim;
                     qk_vd a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
                     for (int c = 0; c < dim; c++) {
                         const qk_vd x = X[c];
@@ -271,7 +271,7 @@ QK_INLINE void dgu_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64
     } while (f);
 }
 
-void qk_dgu(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+void qk_dgu(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv)
 {
     const int dense = op->dense && op->kh >= 2;
     if (dense && op->real)
@@ -290,7 +290,7 @@ void qk_dgu(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
  * patterns per input (pattern si is lane xor pdep(si, s1)).  Output row rh
  * sums coef[rh][ch][si] * pattern si of input ch.  Instantiated with
  * constant (kh, kl, s1) for the common shapes, so every loop unrolls. */
-QK_INLINE void dgl_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv,
+QK_INLINE void dgl_loop(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv,
                         const int kh, const int kl, const int s1, const int real)
 {
     const int nh = 1 << kh, np = 1 << kl;
@@ -323,9 +323,9 @@ QK_INLINE void dgl_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64
     qk_runs(w, fm | tb, &fr, &R);
     uint64_t f = 0;
     do {
-        double *p = buf + 2 * (fv | f);
+        qk_real *p = buf + 2 * (fv | f);
         for (size_t i = 0; i < 2 * R; i += QK_VD) {
-            double *q = p + i;
+            qk_real *q = p + i;
             for (int c = 0; c < nh; c++) {
                 const qk_vd x = qk_ld(q + off[c]);
                 for (int si = 0; si < np; si++) {
@@ -361,7 +361,7 @@ QK_INLINE void dgl_loop(const qk_op *op, double *buf, int w, uint64_t fm, uint64
         return;                                                                              \
     }
 
-void qk_dgl(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv)
+void qk_dgl(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv)
 {
 #if QK_VW >= 2
     QK_DGL_CASE(0, 1, 1)

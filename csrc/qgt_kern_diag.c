@@ -9,7 +9,7 @@
  */
 #include "qgt_kern_impl.h"
 
-void qk_diag(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv, int oi)
+void qk_diag(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv, int oi)
 {
     const int kh = op->kh, nh = 1 << kh;
     uint64_t tb = 0;
@@ -28,7 +28,7 @@ void qk_diag(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv, int 
         qk_runs(w, fm | tb, &fr, &R);
         uint64_t f = 0;
         do {
-            double *p = buf + 2 * (fv | hv | f);
+            qk_real *p = buf + 2 * (fv | hv | f);
             for (size_t i = 0; i < 2 * R; i += QK_VD) {
                 const qk_vd x = qk_ld(p + i);
                 qk_st(p + i, fr_ * x + fi_ * qk_sw(x));

@@ -19,7 +19,20 @@
 
 #include "qgt_kern.h"
 
-#if defined(__AVX512F__)
+#ifdef QK_SINGLE
+/* complex64 build (csrc/f32/): the same sources with float lanes.  Vectors stay
+ * 256-bit even with AVX-512 (4 complex per vector), the lane layout the double
+ * AVX-512 build already uses. */
+#if defined(__AVX__)
+#define QK_VD 8
+#define QK_LVW 2
+#define QK_ISA "avx vectors, 4 complex64 per vector"
+#else
+#define QK_VD 4
+#define QK_LVW 1
+#define QK_ISA "portable vectors, 2 complex64 per vector"
+#endif
+#elif defined(__AVX512F__)
 #define QK_VD 8
 #define QK_LVW 2
 #define QK_ISA "avx512 vectors, 4 complex per vector"
@@ -44,25 +57,31 @@
 #define QK_NTH 1
 #endif
 
-typedef double qk_vd __attribute__((vector_size(QK_VD * 8)));
-typedef long long qk_vi __attribute__((vector_size(QK_VD * 8)));
+/* qk_real: one real part of an amplitude (qgt_amp, from qgt_kern.h) */
+typedef qgt_amp qk_real;
+typedef qk_real qk_vd __attribute__((vector_size(QK_VD * sizeof(qk_real))));
+#ifdef QK_SINGLE
+typedef int32_t qk_vi __attribute__((vector_size(QK_VD * sizeof(qk_real))));
+#else
+typedef long long qk_vi __attribute__((vector_size(QK_VD * sizeof(qk_real))));
+#endif
 
 #define QK_INLINE static inline __attribute__((always_inline))
 
 /* memcpy loads: the state may be only 16-byte aligned (numpy's default). */
-QK_INLINE qk_vd qk_ld(const double *p)
+QK_INLINE qk_vd qk_ld(const qk_real *p)
 {
     qk_vd v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-QK_INLINE void qk_st(double *p, qk_vd v)
+QK_INLINE void qk_st(qk_real *p, qk_vd v)
 {
     memcpy(p, &v, sizeof v);
 }
 
-QK_INLINE qk_vd qk_bc(double x)
+QK_INLINE qk_vd qk_bc(qk_real x)
 {
     qk_vd z = {0};
     return z + x;
@@ -114,6 +133,25 @@ QK_INLINE qk_vd qk_sgn(void)
     qk_vd s;
     for (int i = 0; i < QK_VD; i++)
         s[i] = (i & 1) ? 1.0 : -1.0;
+    return s;
+}
+
+/* lane sums widened to double: reductions add vectors over short runs only, so a
+ * complex64 state's sums keep double accuracy */
+QK_INLINE double qk_hsum(qk_vd v)
+{
+    double s = 0.0;
+    for (int i = 0; i < QK_VD; i++)
+        s += v[i];
+    return s;
+}
+
+/* sum over complex lanes of re - im: Im(conj(a) b) from the lanes of a * swap(b) */
+QK_INLINE double qk_hdiff(qk_vd v)
+{
+    double s = 0.0;
+    for (int i = 0; i < QK_VD; i += 2)
+        s += v[i] - v[i + 1];
     return s;
 }
 
@@ -183,7 +221,7 @@ typedef struct {
     int lb[QGT_KERN_MAX_TARGETS];
     uint64_t ubits; /* high buffer bits the op pins (fm | high targets) */
     /* QK_D1H/QK_D2H/QK_DGU: scalar coefficients; DGU keeps sparse rows */
-    double *cr, *ci;
+    qk_real *cr, *ci;
     int real;  /* every ci is 0: half the FMAs and no shuffles */
     int dense; /* DGU rows are full: no column indirection */
     int *rstart, *tcol;
@@ -203,7 +241,7 @@ typedef struct {
     int tphys[QGT_KERN_MAX_TARGETS];
     int diag;
     uint64_t icm, icv; /* all in-W controls as buffer bits */
-    double *mat;
+    qk_real *mat;
     void *mem; /* one allocation holding this op's tables */
 } qk_op;
 
@@ -238,24 +276,24 @@ QK_INLINE int qk_active(const qk_op *op, uint64_t base)
 
 /* Apply one compiled op to a unit buffer of 2^w amplitudes with global base
  * `base`; xfm/xfv pin extra high buffer bits so threads can split one unit. */
-void qk_apply_op(const qk_op *op, double *buf, int w, uint64_t base, uint64_t xfm,
+void qk_apply_op(const qk_op *op, qk_real *buf, int w, uint64_t base, uint64_t xfm,
                  uint64_t xfv);
 
 /* Units of a sweep (qgt_kern_sweep.c): copy unit bl (local bits outside W) between
  * the slice and a buffer, in runs of 2^r amplitudes (whi: W's bits above the run);
  * apply a whole program to one unit buffer. */
-void qk_gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int r);
-void qk_scatter(const double *buf, double *state, uint64_t bl, uint64_t whi, int r);
-void qk_run_unit(const qgt_kern_prog *p, double *buf, uint64_t base);
+void qk_gather(qk_real *buf, const qk_real *state, uint64_t bl, uint64_t whi, int r);
+void qk_scatter(const qk_real *buf, qk_real *state, uint64_t bl, uint64_t whi, int r);
+void qk_run_unit(const qgt_kern_prog *p, qk_real *buf, uint64_t base);
 
 /* kernels (qgt_kern_dense.c, qgt_kern_diag.c, qgt_kern_scalar.c) */
-void qk_d1h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
-void qk_move(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
-void qk_lswap(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
-void qk_d2h(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
-void qk_dgu(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
-void qk_dgl(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv);
-void qk_diag(const qk_op *op, double *buf, int w, uint64_t fm, uint64_t fv, int oi);
-void qk_scalar(const qk_op *op, double *buf, int w, uint64_t base, uint64_t fm, uint64_t fv);
+void qk_d1h(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv);
+void qk_move(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv);
+void qk_lswap(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv);
+void qk_d2h(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv);
+void qk_dgu(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv);
+void qk_dgl(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv);
+void qk_diag(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv, int oi);
+void qk_scalar(const qk_op *op, qk_real *buf, int w, uint64_t base, uint64_t fm, uint64_t fv);
 
 #endif

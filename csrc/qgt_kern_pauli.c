@@ -48,7 +48,7 @@ static int pg_width(int L, int nterms)
 /* A few terms: the slice is still read once; per chunk of C = 2^8 the pair products
  * are formed once (vectors P1 = A*B, P2 = A*swap(B), lanes as in qgt_kern_reduce.c)
  * and each term takes a signed sum of them through its own sign table. */
-static int pg_direct(const double *state, int L, uint64_t rank_base, uint64_t xmask,
+static int pg_direct(const qk_real *state, int L, uint64_t rank_base, uint64_t xmask,
                      const uint64_t *zmasks, int nterms, int nthreads, double *out_re,
                      double *out_im)
 {
@@ -57,8 +57,8 @@ static int pg_direct(const double *state, int L, uint64_t rank_base, uint64_t xm
     const int xlo = (int)(xmask & (QK_VW - 1));
     const size_t xv = (size_t)(xc >> QK_LVW);
     const int64_t nchunks = (int64_t)(((size_t)1 << L) >> QK_PG_DC);
-    double *tab = aligned_alloc(64, (size_t)nterms * 2 * C * sizeof(double));
-    qk_vd *acc = aligned_alloc(64, (size_t)nthreads * 2 * (size_t)nterms * sizeof(qk_vd));
+    qk_real *tab = aligned_alloc(64, (size_t)nterms * 2 * C * sizeof(qk_real));
+    double *acc = calloc((size_t)nthreads * 2 * (size_t)nterms, sizeof(double));
     if (!tab || !acc) {
         free(tab);
         free(acc);
@@ -66,17 +66,15 @@ static int pg_direct(const double *state, int L, uint64_t rank_base, uint64_t xm
     }
     for (int k = 0; k < nterms; k++) {
         const uint64_t zc = zmasks[k] & (C - 1);
-        double *t = tab + (size_t)k * 2 * C;
+        qk_real *t = tab + (size_t)k * 2 * C;
         for (size_t m = 0; m < C; m++)
             t[2 * m] = t[2 * m + 1] = (__builtin_popcountll((m ^ xc) & zc) & 1) ? -1.0 : 1.0;
     }
-    for (size_t j = 0; j < (size_t)nthreads * 2 * (size_t)nterms; j++)
-        acc[j] = (qk_vd){0};
     int nth = 1;
 #pragma omp parallel num_threads(nthreads)
     {
         qk_vd P1[(size_t)1 << QK_PG_DC], P2[(size_t)1 << QK_PG_DC];
-        qk_vd *a1 = acc + (size_t)QK_TID * 2 * (size_t)nterms, *a2 = a1 + nterms;
+        double *a1 = acc + (size_t)QK_TID * 2 * (size_t)nterms, *a2 = a1 + nterms;
 #pragma omp for schedule(static)
         for (int64_t ch = 0; ch < nchunks; ch++) {
             const uint64_t i0 = (uint64_t)ch * C;
@@ -90,15 +88,15 @@ static int pg_direct(const double *state, int L, uint64_t rank_base, uint64_t xm
             for (int k = 0; k < nterms; k++) {
                 const double cs =
                     (__builtin_popcountll((rank_base | j0) & zmasks[k]) & 1) ? -1.0 : 1.0;
-                const double *t = tab + (size_t)k * 2 * C;
+                const qk_real *t = tab + (size_t)k * 2 * C;
                 qk_vd b1 = {0}, b2 = {0};
                 for (size_t v = 0; v < NV; v++) {
                     const qk_vd T = qk_ld(t + 2 * v * QK_VW);
                     b1 += T * P1[v];
                     b2 += T * P2[v];
                 }
-                a1[k] += cs * b1;
-                a2[k] += cs * b2;
+                a1[k] += cs * qk_hsum(b1);
+                a2[k] += cs * qk_hdiff(b2);
             }
         }
 #pragma omp single
@@ -107,11 +105,9 @@ static int pg_direct(const double *state, int L, uint64_t rank_base, uint64_t xm
     for (int k = 0; k < nterms; k++) {
         double sr = 0.0, si = 0.0;
         for (int t = 0; t < nth; t++) {
-            const qk_vd *a1 = acc + (size_t)t * 2 * (size_t)nterms, *a2 = a1 + nterms;
-            for (int l = 0; l < QK_VD; l++)
-                sr += a1[k][l];
-            for (int l = 0; l < QK_VD; l += 2)
-                si += a2[k][l] - a2[k][l + 1];
+            const double *a1 = acc + (size_t)t * 2 * (size_t)nterms, *a2 = a1 + nterms;
+            sr += a1[k];
+            si += a2[k];
         }
         out_re[k] = sr;
         out_im[k] = si;
@@ -121,7 +117,7 @@ static int pg_direct(const double *state, int L, uint64_t rank_base, uint64_t xm
     return QGT_KERN_OK;
 }
 
-int qgt_kern_pauli_group(const double *state, int L, uint64_t rank_base, uint64_t xmask,
+int qgt_kern_pauli_group(const qk_real *state, int L, uint64_t rank_base, uint64_t xmask,
                          const uint64_t *zmasks, int nterms, int nthreads, double *out_re,
                          double *out_im)
 {
@@ -164,7 +160,7 @@ int qgt_kern_pauli_group(const double *state, int L, uint64_t rank_base, uint64_
         for (int64_t ch = 0; ch < nchunks; ch++) {
             const uint64_t i0 = (uint64_t)ch * C;
             const uint64_t j0 = (i0 ^ xmask) & ~(uint64_t)(C - 1);
-            const double *a = state + 2 * i0, *b = state + 2 * j0;
+            const qk_real *a = state + 2 * i0, *b = state + 2 * j0;
             for (size_t m = 0; m < C; m++) {
                 const size_t p = m ^ xc;
                 const double xr = a[2 * m], xi = a[2 * m + 1];

@@ -11,43 +11,46 @@
 
 #define QK_MAXTH 1024
 
-/* sum of |a|^2 over n amplitudes (n a multiple of QK_VW), lane-wise */
-QK_INLINE qk_vd sumsq_v(const double *a, size_t n)
+#define QK_ACC_RUN 256 /* amplitudes summed in vector lanes before widening to double */
+
+/* out[l] += sum of |a|^2 over the amplitudes in complex lane l (n a multiple of QK_VW) */
+QK_INLINE void sumsq_lanes(const qk_real *a, size_t n, double *out)
 {
-    qk_vd s0 = {0}, s1 = {0};
-    size_t i = 0;
-    for (; i + 2 * QK_VW <= n; i += 2 * QK_VW) {
-        const qk_vd x = qk_ld(a + 2 * i), y = qk_ld(a + 2 * i + QK_VD);
-        s0 += x * x;
-        s1 += y * y;
+    for (size_t i0 = 0; i0 < n; i0 += QK_ACC_RUN) {
+        const size_t e = i0 + QK_ACC_RUN < n ? i0 + QK_ACC_RUN : n;
+        qk_vd s0 = {0}, s1 = {0};
+        size_t i = i0;
+        for (; i + 2 * QK_VW <= e; i += 2 * QK_VW) {
+            const qk_vd x = qk_ld(a + 2 * i), y = qk_ld(a + 2 * i + QK_VD);
+            s0 += x * x;
+            s1 += y * y;
+        }
+        if (i < e) {
+            const qk_vd x = qk_ld(a + 2 * i);
+            s0 += x * x;
+        }
+        s0 += s1;
+        for (int l = 0; l < QK_VW; l++)
+            out[l] += (double)s0[2 * l] + (double)s0[2 * l + 1];
     }
-    if (i < n) {
-        const qk_vd x = qk_ld(a + 2 * i);
-        s0 += x * x;
-    }
-    return s0 + s1;
 }
 
-QK_INLINE double hsum(qk_vd v)
-{
-    double s = 0.0;
-    for (int i = 0; i < QK_VD; i++)
-        s += v[i];
-    return s;
-}
-
-static double sumsq(const double *a, size_t n)
+static double sumsq(const qk_real *a, size_t n)
 {
     const size_t nv = n - n % QK_VW;
-    double s = hsum(sumsq_v(a, nv));
+    double lanes[QK_VW] = {0};
+    sumsq_lanes(a, nv, lanes);
+    double s = 0.0;
+    for (int l = 0; l < QK_VW; l++)
+        s += lanes[l];
     for (size_t i = nv; i < n; i++)
-        s += a[2 * i] * a[2 * i] + a[2 * i + 1] * a[2 * i + 1];
+        s += (double)a[2 * i] * a[2 * i] + (double)a[2 * i + 1] * a[2 * i + 1];
     return s;
 }
 
 /* ---- block norms ------------------------------------------------------- */
 
-int qgt_kern_block_norms(const double *state, size_t len, size_t block, double *out,
+int qgt_kern_block_norms(const qk_real *state, size_t len, size_t block, double *out,
                          int nthreads)
 {
     if (!state || !out || block == 0 || len % block || nthreads < 1)
@@ -65,7 +68,7 @@ int qgt_kern_block_norms(const double *state, size_t len, size_t block, double *
  * looked up one byte of i at a time.  Elements that agree on all marginal
  * bits at or above QK_LVW share a vector accumulator (hv); lanes are split
  * by their own low bits only when the histogram is folded at the end. */
-int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int32_t *bits,
+int qgt_kern_marginal(const qk_real *state, int L, uint64_t rank_base, const int32_t *bits,
                       int nb, double *out, int nthreads)
 {
     if (!state || !out || L < 0 || L > 62 || nb < 0 || nb > QGT_KERN_MAX_MARGINAL ||
@@ -109,7 +112,8 @@ int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int3
             for (int j = 0; j < nb; j++)
                 if (bits[j] < L)
                     idx |= (uint32_t)((i >> bits[j]) & 1) << j;
-            out[idx] += state[2 * i] * state[2 * i] + state[2 * i + 1] * state[2 * i + 1];
+            out[idx] += (double)state[2 * i] * state[2 * i] +
+                        (double)state[2 * i + 1] * state[2 * i + 1];
         }
         return QGT_KERN_OK;
     }
@@ -118,29 +122,29 @@ int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int3
     int nth = nthreads;
     if (nth > QK_MAXTH)
         nth = QK_MAXTH;
-    qk_vd *hv = aligned_alloc(64, (size_t)nth * nout * sizeof(qk_vd));
+    double *hv = malloc((size_t)nth * nout * QK_VW * sizeof(double));
     if (!hv)
         return QGT_KERN_ERR_NOMEM;
     /* zeroed here: the runtime may grant fewer threads than asked for */
-    memset(hv, 0, (size_t)nth * nout * sizeof(qk_vd));
+    memset(hv, 0, (size_t)nth * nout * QK_VW * sizeof(double));
 #pragma omp parallel num_threads(nth)
     {
-        qk_vd *h = hv + (size_t)QK_TID * nout;
+        double *h = hv + (size_t)QK_TID * nout * QK_VW;
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < nruns; q++) {
             const uint64_t i = (uint64_t)q * runlen;
             uint32_t idx = 0;
             for (int k = 0; k < 8 && (i >> (8 * k)); k++)
                 idx |= tab[k][(i >> (8 * k)) & 255];
-            h[idx] += sumsq_v(state + 2 * i, runlen);
+            sumsq_lanes(state + 2 * i, runlen, h + (size_t)idx * QK_VW);
         }
     }
     /* fold: threads in order, then each lane to its own low-bit index */
     for (int t = 0; t < nth; t++) {
-        const qk_vd *h = hv + (size_t)t * nout;
+        const double *h = hv + (size_t)t * nout * QK_VW;
         for (size_t k = 0; k < nout; k++)
             for (int l = 0; l < QK_VW; l++)
-                out[k | lowpart[l] | ridx] += h[k][2 * l] + h[k][2 * l + 1];
+                out[k | lowpart[l] | ridx] += h[k * QK_VW + l];
     }
     free(hv);
     return QGT_KERN_OK;
@@ -153,8 +157,8 @@ int qgt_kern_marginal(const double *state, int L, uint64_t rank_base, const int3
  * x has no bit in [QK_LVW, c): the partner chunk is then contiguous and the
  * partner of a vector is one vector, lanes xor-ed by x's low bits.  The sign
  * is a per-chunk parity times a table over the position in the chunk. */
-QK_INLINE void pauli_chunks(const double *a, int c, int64_t nchunks, uint64_t x, uint64_t z,
-                            uint64_t rank_base, const double *tab, int xlo, double *re,
+QK_INLINE void pauli_chunks(const qk_real *a, int c, int64_t nchunks, uint64_t x, uint64_t z,
+                            uint64_t rank_base, const qk_real *tab, int xlo, double *re,
                             double *im, int nthreads)
 {
     const size_t C = (size_t)1 << c;
@@ -163,7 +167,7 @@ QK_INLINE void pauli_chunks(const double *a, int c, int64_t nchunks, uint64_t x,
     (void)nthreads; /* unused when built without OpenMP */
 #pragma omp parallel num_threads(nthreads)
     {
-        qk_vd a1 = {0}, a2 = {0};
+        double s1 = 0.0, s2 = 0.0;
 #pragma omp for schedule(static)
         for (int64_t k = 0; k < nchunks; k++) {
             const uint64_t i0 = (uint64_t)k * C;
@@ -179,13 +183,10 @@ QK_INLINE void pauli_chunks(const double *a, int c, int64_t nchunks, uint64_t x,
                 b1 += TA * B;
                 b2 += TA * qk_sw(B);
             }
-            a1 += cs * b1;
-            a2 += cs * b2;
+            /* conj(a) b = (ar br + ai bi) + i (ar bi - ai br) */
+            s1 += cs * qk_hsum(b1);
+            s2 += cs * qk_hdiff(b2);
         }
-        /* conj(a) b = (ar br + ai bi) + i (ar bi - ai br) */
-        double s1 = hsum(a1), s2 = 0.0;
-        for (int l = 0; l < QK_VD; l += 2)
-            s2 += a2[l] - a2[l + 1];
         const int t = QK_TID;
         if (t < QK_MAXTH) {
             pr[t] = s1;
@@ -203,7 +204,7 @@ QK_INLINE void pauli_chunks(const double *a, int c, int64_t nchunks, uint64_t x,
     *im = si;
 }
 
-int qgt_kern_pauli_expect(const double *state, int L, uint64_t rank_base, uint64_t xmask,
+int qgt_kern_pauli_expect(const qk_real *state, int L, uint64_t rank_base, uint64_t xmask,
                           uint64_t zmask, int nthreads, double *out_re, double *out_im)
 {
     if (!state || !out_re || !out_im || L < 0 || L > 62 || nthreads < 1 ||
@@ -237,7 +238,7 @@ int qgt_kern_pauli_expect(const double *state, int L, uint64_t rank_base, uint64
             c = lim;
     }
     const size_t C = (size_t)1 << c;
-    double *tab = aligned_alloc(64, 2 * C * sizeof(double) < 64 ? 64 : 2 * C * sizeof(double));
+    qk_real *tab = aligned_alloc(64, 2 * C * sizeof(qk_real) < 64 ? 64 : 2 * C * sizeof(qk_real));
     if (!tab)
         return QGT_KERN_ERR_NOMEM;
     const uint64_t xc = xmask & (C - 1), zc = zmask & (C - 1);
@@ -277,7 +278,7 @@ int qgt_kern_pauli_expect(const double *state, int L, uint64_t rank_base, uint64
 /* Running sum in index order, 64 amplitudes at a time; a block is walked
  * element by element only when the next target falls inside it, so the
  * first index whose running sum exceeds t always carries weight. */
-int qgt_kern_sample_sorted(const double *state, size_t len, const double *targets, size_t ns,
+int qgt_kern_sample_sorted(const qk_real *state, size_t len, const double *targets, size_t ns,
                            int64_t *out_idx)
 {
     if (!state || (ns && (!targets || !out_idx)))
@@ -298,7 +299,7 @@ int qgt_kern_sample_sorted(const double *state, size_t len, const double *target
             continue;
         }
         for (size_t i = i0; i < i0 + n && k < ns; i++) {
-            cum += state[2 * i] * state[2 * i] + state[2 * i + 1] * state[2 * i + 1];
+            cum += (double)state[2 * i] * state[2 * i] + (double)state[2 * i + 1] * state[2 * i + 1];
             while (k < ns && cum > targets[k])
                 out_idx[k++] = (int64_t)i;
         }

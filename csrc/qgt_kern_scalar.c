@@ -6,12 +6,12 @@
  */
 #include "qgt_kern_impl.h"
 
-void qk_scalar(const qk_op *op, double *buf, int w, uint64_t base, uint64_t fm, uint64_t fv)
+void qk_scalar(const qk_op *op, qk_real *buf, int w, uint64_t base, uint64_t fm, uint64_t fv)
 {
     const size_t n = (size_t)1 << w;
     const uint64_t cm = op->icm | fm, cv = op->icv | fv;
     const int nt = op->nt, dim = 1 << nt;
-    const double *m = op->mat;
+    const qk_real *m = op->mat;
     if (op->diag) {
         for (size_t i = 0; i < n; i++) {
             if ((i & cm) != cv)

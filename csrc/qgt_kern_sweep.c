@@ -23,7 +23,7 @@
 #include <omp.h>
 #endif
 
-void qk_apply_op(const qk_op *op, double *buf, int w, uint64_t base, uint64_t xfm,
+void qk_apply_op(const qk_op *op, qk_real *buf, int w, uint64_t base, uint64_t xfm,
                  uint64_t xfv)
 {
     const uint64_t fm = op->fm | xfm, fv = op->fv | xfv;
@@ -65,7 +65,7 @@ static int unit_active(const qgt_kern_prog *p, uint64_t base)
     return 0;
 }
 
-void qk_run_unit(const qgt_kern_prog *p, double *buf, uint64_t base)
+void qk_run_unit(const qgt_kern_prog *p, qk_real *buf, uint64_t base)
 {
     for (size_t k = 0; k < p->nops; k++)
         if (qk_active(&p->ops[k], base))
@@ -73,7 +73,7 @@ void qk_run_unit(const qgt_kern_prog *p, double *buf, uint64_t base)
 }
 
 /* n amplitudes, copied with plain vector moves */
-static inline void copy_run(double *dst, const double *src, size_t n)
+static inline void copy_run(qk_real *dst, const qk_real *src, size_t n)
 {
     size_t i = 0;
     for (; i + 4 * QK_VW <= n; i += 4 * QK_VW) {
@@ -95,13 +95,13 @@ static inline void copy_run(double *dst, const double *src, size_t n)
  * so short runs about QK_PF_BYTES ahead are prefetched while one is copied. */
 #define QK_PF_BYTES 8192
 
-static inline void prefetch_run(const double *p, size_t n)
+static inline void prefetch_run(const qk_real *p, size_t n)
 {
     for (size_t k = 0; k < 2 * n; k += 8)
         __builtin_prefetch(p + k, 0, 1);
 }
 
-void qk_gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int r)
+void qk_gather(qk_real *buf, const qk_real *state, uint64_t bl, uint64_t whi, int r)
 {
     const size_t rl = (size_t)1 << r;
     /* runs longer than a page are left to the hardware prefetcher */
@@ -120,7 +120,7 @@ void qk_gather(double *buf, const double *state, uint64_t bl, uint64_t whi, int 
     } while (f);
 }
 
-void qk_scatter(const double *buf, double *state, uint64_t bl, uint64_t whi, int r)
+void qk_scatter(const qk_real *buf, qk_real *state, uint64_t bl, uint64_t whi, int r)
 {
     const size_t rl = (size_t)1 << r;
     uint64_t f = 0;
@@ -141,7 +141,7 @@ static int ceil_log2(int n)
 
 /* One unit, its ops shared by nthreads: each op is cut into 2^s pieces by
  * pinning the s highest buffer bits it leaves free. */
-static void run_unit_split(const qgt_kern_prog *p, double *buf, uint64_t base, int nthreads)
+static void run_unit_split(const qgt_kern_prog *p, qk_real *buf, uint64_t base, int nthreads)
 {
     const int w = p->w;
     int want = ceil_log2(nthreads);
@@ -166,7 +166,7 @@ static void run_unit_split(const qgt_kern_prog *p, double *buf, uint64_t base, i
     }
 }
 
-int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
+int qgt_kern_sweep(qk_real *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
                    int nthreads)
 {
     if (!state || !p || L < 0 || L > 62 || nthreads < 1)
@@ -189,18 +189,18 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
     const int aligned = ((uintptr_t)state & 63) == 0;
     const int inplace = r == w && (aligned || p->nops < 2);
     const uint64_t whi = p->wmask & ~qk_lowmask(r);
-    const size_t bytes = ((size_t)16) << w;
+    const size_t bytes = (2 * sizeof(qk_real)) << w;
     int err = QGT_KERN_OK;
 
     if (nunits < nthreads && w >= QK_LVW + 1) {
-        double *buf = inplace ? NULL : aligned_alloc(64, bytes);
+        qk_real *buf = inplace ? NULL : aligned_alloc(64, bytes);
         if (!inplace && !buf)
             return QGT_KERN_ERR_NOMEM;
         for (int64_t u = 0; u < nunits; u++) {
             const uint64_t bl = qk_pdep((uint64_t)u, om), base = rank_base | bl;
             if (!unit_active(p, base))
                 continue;
-            double *b = inplace ? state + 2 * bl : buf;
+            qk_real *b = inplace ? state + 2 * bl : buf;
             if (!inplace)
                 qk_gather(b, state, bl, whi, r);
             run_unit_split(p, b, base, nthreads);
@@ -217,7 +217,7 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
     (void)chunk; /* unused when built without OpenMP */
 #pragma omp parallel num_threads(nthreads)
     {
-        double *buf = NULL;
+        qk_real *buf = NULL;
         int ok = 1;
         if (!inplace) {
             buf = aligned_alloc(64, bytes);
@@ -247,7 +247,7 @@ int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog
     return err;
 }
 
-int qgt_kern_apply_block(double *buf, uint64_t base, const qgt_kern_prog *p)
+int qgt_kern_apply_block(qk_real *buf, uint64_t base, const qgt_kern_prog *p)
 {
     if (!buf || !p)
         return QGT_KERN_ERR_BAD_ARG;

@@ -61,8 +61,40 @@ cdef extern from "qgt_kern.h" nogil:
     const char *qgt_kern_build_info()
 
 
+# the complex64 build of the same kernels (csrc/f32/, csrc/qgt_kern_f32_api.h)
+cdef extern from "qgt_kern_f32_api.h" nogil:
+    ctypedef struct qgt_kern_prog_f32:
+        pass
+
+    int qgt_kern_compile_f32(const qgt_kern_op *ops, size_t nops, int w, const int32_t *wmap,
+                             qgt_kern_prog_f32 **out)
+    void qgt_kern_prog_free_f32(qgt_kern_prog_f32 *prog)
+    int qgt_kern_sweep_f32(float *state, int L, uint64_t rank_base,
+                           const qgt_kern_prog_f32 *prog, int nthreads)
+    int qgt_kern_apply_block_f32(float *buf, uint64_t base, const qgt_kern_prog_f32 *prog)
+    int qgt_kern_adjoint_sweep_f32(float *psi, float *lam, int L, uint64_t rank_base,
+                                   const qgt_kern_prog_f32 *inv, const qgt_kern_prog_f32 *der,
+                                   const int32_t *der_at, int nthreads, double *out)
+    int qgt_kern_marginal_f32(const float *state, int L, uint64_t rank_base,
+                              const int32_t *bits, int nb, double *out, int nthreads)
+    int qgt_kern_pauli_group_f32(const float *state, int L, uint64_t rank_base,
+                                 uint64_t xmask, const uint64_t *zmasks, int nterms,
+                                 int nthreads, double *out_re, double *out_im)
+    int qgt_kern_block_norms_f32(const float *state, size_t len, size_t block, double *out,
+                                 int nthreads)
+    int qgt_kern_sample_sorted_f32(const float *state, size_t len, const double *targets,
+                                   size_t ns, int64_t *out_idx)
+    int qgt_kern_pauli_axpy_f32(float *out, const float *inp, int L, uint64_t rank_base,
+                                uint64_t xmask, uint64_t zmask, double c_re, double c_im,
+                                int nthreads)
+
+
 cdef class _Prog:
     cdef qgt_kern_prog *ptr
+
+
+cdef class _Prog32:
+    cdef qgt_kern_prog_f32 *ptr
 
 
 cdef class OpList:
@@ -71,4 +103,7 @@ cdef class OpList:
     cdef list _keep
     cdef tuple _wkey
     cdef _Prog _prog
+    cdef tuple _wkey32
+    cdef _Prog32 _prog32
     cdef _Prog _prog_for(self, object wmap)
+    cdef _Prog32 _prog32_for(self, object wmap)

@@ -105,12 +105,30 @@ cdef char *_data(object arr, str name, object dtype, bint writable) except NULL:
     return <char *>cnp.PyArray_DATA(a)
 
 
+cdef bint _single(object arr, str name) except -1:
+    """True for a complex64 state (the single-precision kernels), False for complex128."""
+    dt = getattr(arr, "dtype", None)
+    if dt == np.complex64:
+        return True
+    if dt == np.complex128:
+        return False
+    raise InternalError(f"{name} must be complex128 or complex64, got {dt}")
+
+
 cdef class _Prog:
     """Owns one compiled program; shared by reference so a cached program
     is not freed while another thread still runs it."""
 
     def __dealloc__(self):
         qgt_kern_prog_free(self.ptr)
+        self.ptr = NULL
+
+
+cdef class _Prog32:
+    """The complex64 build's compiled program (see _Prog)."""
+
+    def __dealloc__(self):
+        qgt_kern_prog_free_f32(self.ptr)
         self.ptr = NULL
 
 
@@ -229,42 +247,79 @@ cdef class OpList:
         self._wkey = key
         return prog
 
+    cdef _Prog32 _prog32_for(self, object wmap):
+        key = tuple(int(b) for b in wmap)
+        if self._prog32 is not None and key == self._wkey32:
+            return self._prog32
+        cdef int w = len(key)
+        if w > 62:
+            raise InternalError(f"working set of {w} bits is too large")
+        cdef int32_t wm[64]
+        cdef int j
+        for j in range(w):
+            wm[j] = _int(key[j], "wmap entry", 0, 62)
+        cdef _Prog32 prog = _Prog32.__new__(_Prog32)
+        cdef int rc
+        with nogil:
+            rc = qgt_kern_compile_f32(self._ops, <size_t>self._n, w, wm, &prog.ptr)
+        _check(rc)
+        self._prog32 = prog
+        self._wkey32 = key
+        return prog
+
 
 def sweep(state, L, rank_base, wmap, OpList ops not None, nthreads):
     """Apply ``ops`` to the whole slice (2^L amplitudes) in one cache-blocked pass
     over units of the working set ``wmap`` (ascending physical local bits)."""
-    cdef double *p = <double *>_data(state, "state", np.complex128, True)
+    cdef bint single = _single(state, "state")
+    cdef char *p = _data(state, "state", state.dtype, True)
     cdef int L_ = _int(L, "L", 0, 62)
     if state.shape[0] != (1 << L_):
         raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
     cdef uint64_t rb = _u64(rank_base, "rank_base")
     cdef int nt = _int(nthreads, "nthreads", 1, 1 << 16)
-    cdef _Prog prog = ops._prog_for(wmap)
+    cdef _Prog prog
+    cdef _Prog32 prog32
     cdef int rc
-    with nogil:
-        rc = qgt_kern_sweep(p, L_, rb, prog.ptr, nt)
+    if single:
+        prog32 = ops._prog32_for(wmap)
+        with nogil:
+            rc = qgt_kern_sweep_f32(<float *>p, L_, rb, prog32.ptr, nt)
+    else:
+        prog = ops._prog_for(wmap)
+        with nogil:
+            rc = qgt_kern_sweep(<double *>p, L_, rb, prog.ptr, nt)
     _check(rc)
 
 
 def apply_block(buf, wmap, base, OpList ops not None):
     """Apply ``ops`` to one gathered unit: ``buf`` holds the 2^len(wmap)
     amplitudes of global base index ``base`` (buffer bit j <-> wmap[j])."""
-    cdef double *p = <double *>_data(buf, "buf", np.complex128, True)
+    cdef bint single = _single(buf, "buf")
+    cdef char *p = _data(buf, "buf", buf.dtype, True)
     w = len(wmap)
     if w > 62 or buf.shape[0] != (1 << w):
         raise InternalError(f"buf has {buf.shape[0]} amplitudes, expected 2^{w}")
     cdef uint64_t b = _u64(base, "base")
-    cdef _Prog prog = ops._prog_for(wmap)
+    cdef _Prog prog
+    cdef _Prog32 prog32
     cdef int rc
-    with nogil:
-        rc = qgt_kern_apply_block(p, b, prog.ptr)
+    if single:
+        prog32 = ops._prog32_for(wmap)
+        with nogil:
+            rc = qgt_kern_apply_block_f32(<float *>p, b, prog32.ptr)
+    else:
+        prog = ops._prog_for(wmap)
+        with nogil:
+            rc = qgt_kern_apply_block(<double *>p, b, prog.ptr)
     _check(rc)
 
 
 def marginal(state, L, rank_base, bits, nthreads):
     """Joint probabilities of physical ``bits`` (out index bit j <-> bits[j]),
     summed over this slice; rank bits are constant per slice."""
-    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
+    cdef bint single = _single(state, "state")
+    cdef const char *p = _data(state, "state", state.dtype, False)
     cdef int L_ = _int(L, "L", 0, 62)
     if state.shape[0] != (1 << L_):
         raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
@@ -282,7 +337,10 @@ def marginal(state, L, rank_base, bits, nthreads):
     cdef double *o = <double *>cnp.PyArray_DATA(out)
     cdef int rc
     with nogil:
-        rc = qgt_kern_marginal(p, L_, rb, bb, nb, o, nt)
+        if single:
+            rc = qgt_kern_marginal_f32(<const float *>p, L_, rb, bb, nb, o, nt)
+        else:
+            rc = qgt_kern_marginal(<const double *>p, L_, rb, bb, nb, o, nt)
     _check(rc)
     return out
 
@@ -296,7 +354,8 @@ def pauli_expect(state, L, rank_base, xmask, zmask, nthreads):
 def pauli_group(state, L, rank_base, xmask, zmasks, nthreads):
     """pauli_expect for every zmask of ``zmasks`` (terms sharing ``xmask``), in one pass
     over the slice; a complex array, one value per term."""
-    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
+    cdef bint single = _single(state, "state")
+    cdef const char *p = _data(state, "state", state.dtype, False)
     cdef int L_ = _int(L, "L", 0, 62)
     if state.shape[0] != (1 << L_):
         raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
@@ -312,7 +371,12 @@ def pauli_group(state, L, rank_base, xmask, zmasks, nthreads):
     cdef double[::1] iv = im
     cdef int rc
     with nogil:
-        rc = qgt_kern_pauli_group(p, L_, rb, x, &zv[0], k, nt, &rv[0], &iv[0])
+        if single:
+            rc = qgt_kern_pauli_group_f32(<const float *>p, L_, rb, x, &zv[0], k, nt, &rv[0],
+                                          &iv[0])
+        else:
+            rc = qgt_kern_pauli_group(<const double *>p, L_, rb, x, &zv[0], k, nt, &rv[0],
+                                      &iv[0])
     _check(rc)
     return (re + 1j * im)[:k]
 
@@ -323,8 +387,9 @@ def adjoint_sweep(psi, lam, L, rank_base, wmap, OpList inverse not None,
     (csrc/qgt_kern_adjsweep.c): ``inverse`` is the sweep's ops daggered, last op
     first; ``derivs`` the matrices A_j + I, taken before inverse op ``der_at[j]``.
     Returns the complex <lam| A_j |psi> of this slice, one per derivative."""
-    cdef double *p = <double *>_data(psi, "psi", np.complex128, True)
-    cdef double *q = <double *>_data(lam, "lam", np.complex128, True)
+    cdef bint single = _single(psi, "psi")
+    cdef char *p = _data(psi, "psi", psi.dtype, True)
+    cdef char *q = _data(lam, "lam", psi.dtype, True)
     cdef int L_ = _int(L, "L", 0, 62)
     if psi.shape[0] != (1 << L_) or lam.shape[0] != (1 << L_):
         raise InternalError(f"psi/lam have {psi.shape[0]}/{lam.shape[0]} amplitudes, "
@@ -337,19 +402,30 @@ def adjoint_sweep(psi, lam, L, rank_base, wmap, OpList inverse not None,
     cdef double *o = <double *>cnp.PyArray_DATA(out)
     cdef uint64_t rb = _u64(rank_base, "rank_base")
     cdef int nt = _int(nthreads, "nthreads", 1, 1024)
-    cdef _Prog pi = inverse._prog_for(wmap)
-    cdef _Prog pd = derivs._prog_for(wmap)
+    cdef _Prog pi, pd
+    cdef _Prog32 pi32, pd32
     cdef int rc
-    with nogil:
-        rc = qgt_kern_adjoint_sweep(p, q, L_, rb, pi.ptr, pd.ptr, &av[0], nt, o)
+    if single:
+        pi32 = inverse._prog32_for(wmap)
+        pd32 = derivs._prog32_for(wmap)
+        with nogil:
+            rc = qgt_kern_adjoint_sweep_f32(<float *>p, <float *>q, L_, rb, pi32.ptr, pd32.ptr,
+                                            &av[0], nt, o)
+    else:
+        pi = inverse._prog_for(wmap)
+        pd = derivs._prog_for(wmap)
+        with nogil:
+            rc = qgt_kern_adjoint_sweep(<double *>p, <double *>q, L_, rb, pi.ptr, pd.ptr,
+                                        &av[0], nt, o)
     _check(rc)
     return out[:len(derivs)]
 
 
 def pauli_axpy(out, inp, L, rank_base, xmask, zmask, coeff, nthreads):
     """out += coeff * X^xmask Z^zmask inp, in place (csrc/qgt_kern_adjoint.c)."""
-    cdef double *o = <double *>_data(out, "out", np.complex128, True)
-    cdef const double *p = <const double *>_data(inp, "inp", np.complex128, False)
+    cdef bint single = _single(out, "out")
+    cdef char *o = _data(out, "out", out.dtype, True)
+    cdef const char *p = _data(inp, "inp", out.dtype, False)
     cdef int L_ = _int(L, "L", 0, 62)
     if out.shape[0] != (1 << L_) or inp.shape[0] != (1 << L_):
         raise InternalError(f"out/inp have {out.shape[0]}/{inp.shape[0]} amplitudes, "
@@ -362,13 +438,17 @@ def pauli_axpy(out, inp, L, rank_base, xmask, zmask, coeff, nthreads):
     cdef int nt = _int(nthreads, "nthreads", 1, 1024)
     cdef int rc
     with nogil:
-        rc = qgt_kern_pauli_axpy(o, p, L_, rb, x, z, cr, ci, nt)
+        if single:
+            rc = qgt_kern_pauli_axpy_f32(<float *>o, <const float *>p, L_, rb, x, z, cr, ci, nt)
+        else:
+            rc = qgt_kern_pauli_axpy(<double *>o, <const double *>p, L_, rb, x, z, cr, ci, nt)
     _check(rc)
 
 
 def block_norms(state, block, nthreads):
     """sum of |a|^2 over each run of ``block`` amplitudes."""
-    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
+    cdef bint single = _single(state, "state")
+    cdef const char *p = _data(state, "state", state.dtype, False)
     cdef size_t n = state.shape[0]
     cdef size_t bl = _u64(block, "block")
     if bl == 0 or n % bl:
@@ -378,7 +458,10 @@ def block_norms(state, block, nthreads):
     cdef double *o = <double *>cnp.PyArray_DATA(out)
     cdef int rc
     with nogil:
-        rc = qgt_kern_block_norms(p, n, bl, o, nt)
+        if single:
+            rc = qgt_kern_block_norms_f32(<const float *>p, n, bl, o, nt)
+        else:
+            rc = qgt_kern_block_norms(<const double *>p, n, bl, o, nt)
     _check(rc)
     return out
 
@@ -386,7 +469,8 @@ def block_norms(state, block, nthreads):
 def sample_sorted(state, targets):
     """For each target t (sorted, >= 0), the first local index where the running
     sum of |a|^2 exceeds t; targets past the end go to the last weighted index."""
-    cdef const double *p = <const double *>_data(state, "state", np.complex128, False)
+    cdef bint single = _single(state, "state")
+    cdef const char *p = _data(state, "state", state.dtype, False)
     cdef size_t n = state.shape[0]
     t = np.ascontiguousarray(targets, dtype=np.float64)
     if t.ndim != 1:
@@ -399,7 +483,10 @@ def sample_sorted(state, targets):
     cdef int64_t *o = <int64_t *>cnp.PyArray_DATA(out)
     cdef int rc
     with nogil:
-        rc = qgt_kern_sample_sorted(p, n, tp, ns, o)
+        if single:
+            rc = qgt_kern_sample_sorted_f32(<const float *>p, n, tp, ns, o)
+        else:
+            rc = qgt_kern_sample_sorted(<const double *>p, n, tp, ns, o)
     _check(rc)
     return out
 
@@ -409,10 +496,11 @@ def build_info():
     return qgt_kern_build_info().decode()
 
 
-def aligned_zeros(n):
-    """A zeroed complex128 array of ``n`` amplitudes starting on a 64-byte
-    boundary (numpy's default is 16): full-vector loads never split a line."""
+def aligned_zeros(n, dtype=np.complex128):
+    """A zeroed complex128 (or complex64) array of ``n`` amplitudes starting on a
+    64-byte boundary (numpy's default is 16): full-vector loads never split a line."""
     n = int(n)
-    raw = np.zeros(n * 16 + 64, dtype=np.uint8)
+    size = np.dtype(dtype).itemsize
+    raw = np.zeros(n * size + 64, dtype=np.uint8)
     off = (-raw.ctypes.data) % 64
-    return raw[off:off + n * 16].view(np.complex128)
+    return raw[off:off + n * size].view(dtype)

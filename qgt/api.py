@@ -18,6 +18,7 @@ from qgt.errors import CapacityError, InternalError, QgtError, UserError
 from qgt.obs import logs
 from qgt.plan import make_plan
 from qgt.plan.summary import plan_figures
+from qgt.precision import of_plan
 from qgt.result import Result
 from qgt.runtime.capacity import choose_tier, preflight, scratch_dir
 
@@ -67,7 +68,7 @@ def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per
                       widest(circ, observables), adjoint)
     plan = make_plan(circ, ranks, cfg.block_qubits, cfg.page_qubits, list(observables),
                      cfg.fusion_max_qubits if cfg.fusion else 1, done=done, ssd=ssd,
-                     restore=restore, costs=cost_model())
+                     restore=restore, costs=cost_model(), precision=cfg.precision)
     plan.decisions["support_log2"] = support  # the capacity preflight sizes pages by it
     return plan
 
@@ -92,12 +93,18 @@ def _find_resume(cfg: Config, comm, circuit_hash: str) -> tuple:
     """The checkpoint to resume from (None to start afresh), its metadata and warnings."""
     if not (cfg.resume and cfg.checkpoint_dir):
         return None, None, []
-    from qgt.io.checkpoint import find_latest, read_meta
+    from qgt.io.checkpoint import checkpoint_precision, find_latest, read_meta
 
     path, warnings = find_latest(cfg.checkpoint_dir, comm, circuit_hash)
     for w in warnings:  # rank 0 prints each once (qgt.obs.logs)
         logs.get().warning("%s", w)
-    return path, (read_meta(path) if path else None), warnings
+    meta = read_meta(path) if path else None
+    if meta is not None and checkpoint_precision(meta) != cfg.precision:
+        raise UserError(
+            f"checkpoint {path} holds a {checkpoint_precision(meta)}-precision state but this "
+            f"run has precision={cfg.precision}: set precision={checkpoint_precision(meta)} "
+            "to resume it, or resume=false to start afresh")
+    return path, meta, warnings
 
 
 def _raise_verdict(kind: str, message) -> None:
@@ -354,14 +361,16 @@ def _write_statevector(path: str, engine, comm, plan, name: str) -> None:
 
     err = None
     try:
-        hdf5.write_slice(path, comm.rank, engine.chunks(), 1 << plan.local_bits)
+        hdf5.write_slice(path, comm.rank, engine.chunks(), 1 << plan.local_bits,
+                         dtype=engine.dtype)
     except OSError as e:
         err = f"cannot write the state vector slice of rank {comm.rank}: {e}"
     err = comm.agree(err)
     if err:
         raise UserError(err)
     if comm.rank == 0:
-        hdf5.write_master(path, plan.n_qubits, comm.size, {"circuit": name})
+        hdf5.write_master(path, plan.n_qubits, comm.size,
+                          {"circuit": name, "precision": of_plan(plan)}, dtype=engine.dtype)
     comm.barrier()
 
 

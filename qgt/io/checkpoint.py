@@ -76,6 +76,7 @@ class Checkpointer:
         try:
             local = _check_slice(local)
             meta = _encode_attrs(attrs, len(local), comm.size, executed)
+            meta["precision"] = next(k for k, v in _DTYPES.items() if v == local.dtype)
         except (_Bug, TypeError, ValueError) as e:
             err = f"{_BUG}rank {comm.rank}: {e}"
         if comm.rank == 0:
@@ -231,7 +232,7 @@ def read_local(path: str, rank: int, size: int) -> np.ndarray:
     for r in range(lo // wper, (hi - 1) // wper + 1):
         if not os.path.isfile(os.path.join(path, rank_file(r))):
             raise CheckpointError(f"checkpoint {path}: missing file {rank_file(r)}")
-    out = np.empty(hi - lo, dtype=np.complex128)
+    out = np.empty(hi - lo, dtype=_DTYPES[checkpoint_precision(meta)])
     read_range(path, lo, out)
     return out
 
@@ -246,9 +247,10 @@ class Pieces:
     """A slice too large for RAM, given as its length and a function yielding
     (offset, array) pieces in order (the out-of-core engine's pages)."""
 
-    def __init__(self, length: int, pieces):
+    def __init__(self, length: int, pieces, dtype=np.complex128):
         self.length = length
         self.pieces = pieces
+        self.dtype = np.dtype(dtype)
 
     def __len__(self) -> int:
         return self.length
@@ -268,10 +270,19 @@ def _check_slice(local) -> np.ndarray:
     if isinstance(local, Pieces):
         return local
     local = np.ascontiguousarray(local)
-    if local.dtype != np.complex128 or local.ndim != 1 or len(local) < 1:
-        raise _Bug(f"a checkpoint slice must be a 1-d complex128 array, not {local.dtype} "
-                   f"{local.shape}")
+    if local.dtype not in _DTYPES.values() or local.ndim != 1 or len(local) < 1:
+        raise _Bug(f"a checkpoint slice must be a 1-d complex128 or complex64 array, not "
+                   f"{local.dtype} {local.shape}")
     return local
+
+
+# the precision a checkpoint records (master attribute ``precision``; a checkpoint
+# written before it existed is double) and the dtype of its slices
+_DTYPES = {"double": np.dtype(np.complex128), "single": np.dtype(np.complex64)}
+
+
+def checkpoint_precision(meta: dict) -> str:
+    return str(meta.get("precision", "double"))
 
 
 def _encode_attrs(attrs: dict, per_rank: int, ranks: int, executed) -> dict:
@@ -312,7 +323,7 @@ def _encode_attrs(attrs: dict, per_rank: int, ranks: int, executed) -> dict:
 
 def _fill_rank_file(f, local, rank: int) -> None:
     if isinstance(local, Pieces):
-        ds = f.create_dataset("slice", shape=(len(local),), dtype=np.complex128,
+        ds = f.create_dataset("slice", shape=(len(local),), dtype=local.dtype,
                               chunks=(min(len(local), _CHUNK),), fletcher32=True)
         for offset, data in local.pieces():
             ds[offset:offset + len(data)] = data
@@ -325,7 +336,7 @@ def _fill_rank_file(f, local, rank: int) -> None:
 def _fill_master(f, meta: dict, executed) -> None:
     n, ranks = meta["n_qubits"], meta["ranks"]
     per = (1 << n) // ranks
-    layout = h5py.VirtualLayout(shape=(1 << n,), dtype=np.complex128)
+    layout = h5py.VirtualLayout(shape=(1 << n,), dtype=_DTYPES[checkpoint_precision(meta)])
     for r in range(ranks):
         # relative names: the directory can be renamed or moved as a whole
         layout[r * per:(r + 1) * per] = h5py.VirtualSource(
@@ -491,13 +502,14 @@ def _problem(path: str) -> str | None:
     if meta["step"] != int(meta["executed"].sum()):
         return f"{MASTER}: step {meta['step']} but {meta['executed'].sum()} executed items"
     for r in range(ranks):
-        problem = _rank_problem(os.path.join(path, rank_file(r)), (1 << n) // ranks)
+        problem = _rank_problem(os.path.join(path, rank_file(r)), (1 << n) // ranks,
+                                _DTYPES.get(checkpoint_precision(meta)))
         if problem:
             return problem
     return None
 
 
-def _rank_problem(file: str, per: int) -> str | None:
+def _rank_problem(file: str, per: int, dtype=np.dtype(np.complex128)) -> str | None:
     name = os.path.basename(file)
     if not os.path.isfile(file):
         return f"missing file {name}"
@@ -507,12 +519,14 @@ def _rank_problem(file: str, per: int) -> str | None:
         return f"{name} is not a readable HDF5 file ({e})"
     with f:
         ds = f.get("slice")
-        if ds is None or ds.shape != (per,) or ds.dtype != np.complex128:
+        if dtype is None:
+            return f"{MASTER} records an unknown precision"
+        if ds is None or ds.shape != (per,) or ds.dtype != dtype:
             shape = None if ds is None else (ds.shape, str(ds.dtype))
-            return f"size mismatch in {name}: slice is {shape}, expected (({per},), complex128)"
+            return f"size mismatch in {name}: slice is {shape}, expected (({per},), {dtype})"
         if not ds.fletcher32:
             return f"{name} was written without checksums"
-        buf = np.empty(min(per, _BLOCK), dtype=np.complex128)
+        buf = np.empty(min(per, _BLOCK), dtype=dtype)
         for lo in range(0, per, _BLOCK):
             m = min(_BLOCK, per - lo)
             try:

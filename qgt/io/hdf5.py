@@ -22,13 +22,15 @@ def slice_path(master: str, rank: int) -> str:
     return f"{root}.rank{rank:05d}.h5"
 
 
-def write_slice(master: str, rank: int, pieces, length: int, fletcher32: bool = True) -> str:
+def write_slice(master: str, rank: int, pieces, length: int, fletcher32: bool = True,
+                dtype=np.complex128) -> str:
     """Write this rank's slice (already in logical order) to its own file, from
-    ``pieces``: (offset, array) in order (one array in RAM, page by page out of core)."""
+    ``pieces``: (offset, array) in order (one array in RAM, page by page out of core);
+    ``dtype`` complex128, or complex64 for a single-precision run."""
     path = slice_path(master, rank)
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
-        ds = f.create_dataset("slice", shape=(length,), dtype=np.complex128,
+        ds = f.create_dataset("slice", shape=(length,), dtype=dtype,
                               fletcher32=fletcher32, chunks=(min(length, 1 << 16),))
         for offset, data in pieces:
             ds[offset:offset + len(data)] = data
@@ -37,10 +39,11 @@ def write_slice(master: str, rank: int, pieces, length: int, fletcher32: bool = 
     return path
 
 
-def write_master(master: str, n_qubits: int, ranks: int, attrs: dict | None = None) -> None:
+def write_master(master: str, n_qubits: int, ranks: int, attrs: dict | None = None,
+                 dtype=np.complex128) -> None:
     """Write the master file: ``/state`` is a virtual dataset over the rank files."""
     per_rank = (1 << n_qubits) // ranks
-    layout = h5py.VirtualLayout(shape=(1 << n_qubits,), dtype=np.complex128)
+    layout = h5py.VirtualLayout(shape=(1 << n_qubits,), dtype=dtype)
     for r in range(ranks):
         src = os.path.basename(slice_path(master, r))
         layout[r * per_rank:(r + 1) * per_rank] = h5py.VirtualSource(

@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass, replace
 
 from qgt.plan.steps import ExpectStep, GlobalSwap, MeasureStep, Sweep
+from qgt.precision import amp_bytes, of_plan
 from qgt.units import format_size_approx as fmt
 
-AMP = 16
 # when qgt calibrate has not run: the development machine's figures (MACHINE_FACTS.md)
 DEFAULT_RATES = {"memory_pass_Bps": 34e9, "disk_read_Bps": 1.45e9, "disk_write_Bps": 1.86e9,
                  "exchange_Bps": 6.6e9}
@@ -70,7 +70,7 @@ def step_phase(step, out_of_core: bool) -> str:
 def step_costs(plan, rates: dict | None = None) -> list[float]:
     """Predicted seconds of each step (relative weights are what the ETA uses)."""
     r = {**DEFAULT_RATES, **(rates or {})}
-    slice_bytes = AMP << plan.local_bits
+    slice_bytes = amp_bytes(of_plan(plan)) << plan.local_bits
     ooc = bool(plan.page_floor)
     mem = slice_bytes * 2 / r["memory_pass_Bps"]
     disk = slice_bytes / r["disk_read_Bps"] + slice_bytes / r["disk_write_Bps"]

@@ -26,9 +26,9 @@ import json
 
 from qgt.errors import UserError
 from qgt.obs.progress import DEFAULT_RATES
+from qgt.precision import amp_bytes
 from qgt.units import format_size_approx as fmt
 
-AMP = 16
 DEFAULT_KERNEL_FLOPS = 14e9  # one core of the development machine, dense 4-qubit gates
 RESOURCES = ("memory", "compute", "disk", "network")
 
@@ -47,7 +47,8 @@ def _max(v) -> float:
 
 def model(row: dict, res: dict, r: dict) -> dict:
     """Seconds each resource would need for this step at the calibrated rates."""
-    slice_bytes = AMP << (res["n_qubits"] - (res["ranks"].bit_length() - 1))
+    amp = amp_bytes(res.get("plan", {}).get("precision", "double"))
+    slice_bytes = amp << (res["n_qubits"] - (res["ranks"].bit_length() - 1))
     ooc = res["metadata"].get("storage") == "ssd"
     read, written = _max(row.get("bytes_read", 0)), _max(row.get("bytes_written", 0))
     exch = _max(row.get("bytes_exchanged", 0))

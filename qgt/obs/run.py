@@ -15,9 +15,8 @@ from qgt.errors import UserError
 from qgt.io.paths import first_error, writable_dir, writable_file
 from qgt.obs import logs, progress, trace
 from qgt.plan.steps import DENSE, DIAG, ExpectStep, GlobalSwap, MeasureStep, Sweep
+from qgt.precision import amp_bytes, of_plan
 from qgt.units import format_size_approx as fmt
-
-AMP = 16
 
 
 def step_kind(step) -> str:
@@ -56,7 +55,8 @@ class RunObserver:
 
     def begin(self) -> None:
         r, comm, plan = self.r, self.comm, self.plan
-        err = comm.agree(output_errors(r, AMP << plan.local_bits, comm.rank, comm.local_size))
+        slice_bytes = amp_bytes(of_plan(plan)) << plan.local_bits
+        err = comm.agree(output_errors(r, slice_bytes, comm.rank, comm.local_size))
         if err:
             raise UserError(err)
         d = plan.decisions
@@ -119,7 +119,7 @@ class RunObserver:
 def step_table(plan, logs_per_rank: list[dict]) -> list[dict]:
     """Per plan step: what it was, and per rank (lists in rank order) its seconds,
     engine timings and bytes read, written and exchanged."""
-    slice_bytes = AMP << plan.local_bits
+    slice_bytes = amp_bytes(of_plan(plan)) << plan.local_bits
     rows = []
     for i, s in enumerate(plan.steps):
         row = {"step": i, "kind": step_kind(s)}

@@ -456,7 +456,8 @@ def check_ranks(n: int, ranks: int) -> int:
 def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: int = 4,
               observables: list[str] | None = None, fusion_max_qubits: int = 4,
               done: set[int] | None = None, ssd: tuple[int, int] | None = None,
-              restore: bool = True, costs: CostModel = DEFAULT_COSTS) -> Plan:
+              restore: bool = True, costs: CostModel = DEFAULT_COSTS,
+              precision: str = "double") -> Plan:
     """Plan ``circ`` for ``ranks`` MPI ranks (a power of two); items in ``done`` (from a
     checkpoint, whose state is in logical order) are skipped.
 
@@ -508,7 +509,7 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
         n_clbits=circ.n_clbits, final_layout=pl.layout.as_tuple(),
         terminal=tuple((phys[m.qubit], m.clbit) for m in terminal), trajectories=trajectories,
         lower_bound_exchanges=lower_bound_exchanges(items, n, g, obs_x, restore),
-        n_items=len(items), layouts=pl.layouts, page_floor=floor,
+        n_items=len(items), layouts=pl.layouts, page_floor=floor, precision=precision,
     )
     if ssd:
         plan.steps = [attach_inner(s, n, w, block_qubits, page_qubits)
@@ -516,7 +517,8 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
     plan.decisions = {"block_qubits": w, "page_qubits": c0, "fusion_max_qubits": fusion_max_qubits,
                       "max_gate_moving_qubits": kmax, "storage": "ssd" if ssd else "ram",
                       "fused_ops": dict(sorted(pl.widths.items())),
-                      "restore_layout": restore, "cost_model": costs.source}
+                      "restore_layout": restore, "cost_model": costs.source,
+                      "precision": precision}
     if ssd:
         plan.decisions.update(inner_block=block_qubits, inner_page=page_qubits)
     return plan

@@ -96,6 +96,7 @@ class Plan:
     n_items: int = 0  # lowered circuit items (a checkpoint records which are done)
     layouts: list = field(default_factory=list)  # logical->physical after each step
     page_floor: int = 0  # out of core: the in-page bits (never exchanged); 0 in RAM
+    precision: str = "double"  # amplitudes in complex128, or complex64 ("single")
 
     @property
     def local_bits(self) -> int:
@@ -119,6 +120,8 @@ class Plan:
         h = hashlib.sha256()
         shape = (self.n_qubits, self.rank_bits, self.block_qubits, self.page_qubits)
         h.update(repr(shape).encode())
+        if self.precision != "double":
+            h.update(self.precision.encode())
         for s in self.steps:
             if isinstance(s, Sweep):
                 h.update(repr(("S", s.wbits)).encode())

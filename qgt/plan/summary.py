@@ -6,18 +6,18 @@ Pure functions of a Plan and a few machine figures; no MPI.
 from __future__ import annotations
 
 from qgt.plan.steps import ExpectStep, GlobalSwap, MeasureStep, Plan, Sweep
+from qgt.precision import amp_bytes, of_plan
 from qgt.units import format_size_approx as format_bytes
-
-AMP = 16  # bytes per complex128 amplitude
 
 
 def plan_figures(plan: Plan, exchange_buffer_bytes: int = 0, threads: int = 1) -> dict:
     """Counts and bytes per rank for a plan."""
     c = plan.counts()
-    slice_bytes = AMP << plan.local_bits
+    amp = amp_bytes(of_plan(plan))  # 16 bytes per amplitude, 8 in single precision
+    slice_bytes = amp << plan.local_bits
     exchanged = sum((1 - 2.0 ** -len(s.pairs)) * slice_bytes
                     for s in plan.steps if isinstance(s, GlobalSwap))
-    block_bytes = AMP << plan.block_qubits
+    block_bytes = amp << plan.block_qubits
     return {
         "n_qubits": plan.n_qubits,
         "ranks": 1 << plan.rank_bits,
@@ -37,6 +37,7 @@ def plan_figures(plan: Plan, exchange_buffer_bytes: int = 0, threads: int = 1) -
         "trajectories": plan.trajectories,
         "plan_hash": plan.digest(),
         "decisions": dict(plan.decisions),
+        "precision": of_plan(plan),
     } | _tier_figures(plan, c, slice_bytes, exchanged)
 
 
@@ -46,9 +47,10 @@ def _tier_figures(plan: Plan, c: dict, slice_bytes: int, exchanged: float) -> di
     passes = c["sweeps"] + c["global_swaps"]
     figs = {"storage": plan.decisions.get("storage", "ram"), "passes": passes}
     if plan.page_floor:
-        group = AMP << plan.block_qubits
+        amp = amp_bytes(of_plan(plan))
+        group = amp << plan.block_qubits
         figs.update(
-            page_bytes=AMP << plan.page_floor, group_bytes=group,
+            page_bytes=amp << plan.page_floor, group_bytes=group,
             bytes_read_per_rank=int(c["sweeps"] * slice_bytes + exchanged),
             bytes_written_per_rank=int(c["sweeps"] * slice_bytes + exchanged),
             scratch_per_rank=slice_bytes)
@@ -98,7 +100,8 @@ def format_plan(plan: Plan, figures: dict, verbose: bool = False) -> str:
             f"; exact minimum {figures['exact_global_swaps']}, by ILP)"
             if figures.get("exact_global_swaps") is not None else ")"),
         f"  bytes exchanged per rank: {format_bytes(figures['bytes_exchanged_per_rank'])}",
-        f"  state per rank: {format_bytes(figures['state_bytes_per_rank'])}; "
+        f"  state per rank: {format_bytes(figures['state_bytes_per_rank'])} "
+        f"({'complex64' if figures.get('precision') == 'single' else 'complex128'}); "
         f"memory per rank: {format_bytes(figures['memory_per_rank'])}",
         f"  working set: 2^{figures['block_qubits']} amplitudes; "
         f"runs of 2^{figures['page_qubits']}",

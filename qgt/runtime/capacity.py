@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 
+from qgt.precision import amp_bytes
 from qgt.units import format_size_approx as fmt
-
-AMP = 16
 
 
 def available_memory() -> int:
@@ -36,16 +35,18 @@ def scratch_dir(cfg) -> str:
 
 def ram_bytes(local_bits: int, cfg, threads: int) -> int:
     """RAM for an in-memory slice: the slice, exchange buffers, one block per thread."""
-    return (AMP << local_bits) + 4 * cfg.exchange_chunk + threads * (AMP << cfg.block_qubits)
+    amp = amp_bytes(cfg.precision)
+    return (amp << local_bits) + 4 * cfg.exchange_chunk + threads * (amp << cfg.block_qubits)
 
 
 def page_bits(cfg, local_bits: int) -> int:
-    return min((cfg.ssd_page_size // AMP).bit_length() - 1, local_bits)
+    return min((cfg.ssd_page_size // amp_bytes(cfg.precision)).bit_length() - 1, local_bits)
 
 
 def ssd_bytes(group_bits: int, pbits: int, cfg) -> int:
     """RAM out of core: the ring of group buffers and four page buffers."""
-    return (cfg.prefetch_depth + 2) * (AMP << group_bits) + 4 * (AMP << pbits)
+    amp = amp_bytes(cfg.precision)
+    return (cfg.prefetch_depth + 2) * (amp << group_bits) + 4 * (amp << pbits)
 
 
 ADJOINT_GROUPS = 2  # lambda's engine beside psi's on the SSD tier: two group buffers
@@ -71,9 +72,10 @@ def choose_tier(cfg, n_qubits: int, ranks: int, ranks_per_node: int, threads: in
                                 states * ram_bytes(local, cfg, threads) <= limit):
         return None
     p = page_bits(cfg, local)
-    budget = limit - 4 * states * (AMP << p) - threads * (AMP << cfg.block_qubits)
+    amp = amp_bytes(cfg.precision)
+    budget = limit - 4 * states * (amp << p) - threads * (amp << cfg.block_qubits)
     rings = cfg.prefetch_depth + 2 + (ADJOINT_GROUPS if adjoint else 0)
-    per_group = budget // (rings * AMP)
+    per_group = budget // (rings * amp)
     group = min(local, max(p, per_group.bit_length() - 1 if per_group > 0 else p))
     if support is not None and sparse_state(cfg, support, local, p):
         group = min(group, p + max(widest, SPARSE_GROUP_EXTRA))
@@ -99,6 +101,7 @@ def preflight(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
     """This rank's verdict on RAM and scratch space (all ranks agree on the outcome)."""
     limit, source = memory_limit(cfg, ranks_per_node)
     local = plan.local_bits
+    amp = amp_bytes(cfg.precision)
     if plan.page_floor:
         need = ssd_bytes(plan.block_qubits, plan.page_floor, cfg)
         d = scratch_dir(cfg)
@@ -106,14 +109,14 @@ def preflight(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
             return f"scratch_dir '{d}' does not exist on this node"
         st = os.statvfs(d)
         free = st.f_bavail * st.f_frsize
-        dense = (AMP << local) * ranks_per_node
+        dense = (amp << local) * ranks_per_node
         if dense > free and not cfg.sparse_pages:
             return (f"the state needs {fmt(dense)} of scratch space on this node, but "
                     f"scratch_dir '{d}' has {fmt(free)} free: use more nodes, a larger "
                     "scratch_dir, or sparse_pages=true if the state stays sparse")
         support = plan.decisions.get("support_log2")
         pages = stored_pages_bound(plan, support if cfg.sparse_pages else None)
-        stored = pages * (AMP << plan.page_floor) * ranks_per_node
+        stored = pages * (amp << plan.page_floor) * ranks_per_node
         if stored > free:
             return (f"the circuit can make up to 2^{support} amplitudes non-zero (a bound "
                     f"from its gates), so its pages may need {fmt(stored)} of scratch space "

@@ -55,15 +55,15 @@ class Comm:
 
     def isendrecv(self, sbuf: np.ndarray, rbuf: np.ndarray, partner: int, tag: int = 11):
         """Post a pairwise exchange of equal-sized complex buffers; wait with ``wait``."""
-        r = self.c.Irecv([rbuf, MPI.C_DOUBLE_COMPLEX], source=partner, tag=tag)
-        s = self.c.Isend([sbuf, MPI.C_DOUBLE_COMPLEX], dest=partner, tag=tag)
+        r = self.c.Irecv([rbuf, _mpi_type(rbuf)], source=partner, tag=tag)
+        s = self.c.Isend([sbuf, _mpi_type(sbuf)], dest=partner, tag=tag)
         return (r, s)
 
     def isend(self, buf: np.ndarray, partner: int, tag: int = 12):
-        return self.c.Isend([buf, MPI.C_DOUBLE_COMPLEX], dest=partner, tag=tag)
+        return self.c.Isend([buf, _mpi_type(buf)], dest=partner, tag=tag)
 
     def irecv(self, buf: np.ndarray, partner: int, tag: int = 12):
-        return self.c.Irecv([buf, MPI.C_DOUBLE_COMPLEX], source=partner, tag=tag)
+        return self.c.Irecv([buf, _mpi_type(buf)], source=partner, tag=tag)
 
     def sendrecv_obj(self, obj, partner: int, tag: int = 13):
         return self.c.sendrecv(obj, dest=partner, sendtag=tag, source=partner, recvtag=tag)
@@ -81,3 +81,8 @@ class Comm:
     @staticmethod
     def wtime() -> float:
         return MPI.Wtime()
+
+
+def _mpi_type(buf: np.ndarray):
+    """The MPI datatype of a state buffer: complex128, or complex64 in single precision."""
+    return MPI.C_FLOAT_COMPLEX if buf.dtype == np.complex64 else MPI.C_DOUBLE_COMPLEX

@@ -17,6 +17,7 @@ from qgt import _kern
 from qgt.errors import InternalError
 from qgt.obs import trace
 from qgt.plan.steps import DENSE, DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
+from qgt.precision import dtype, of_plan
 from qgt.runtime.exchange import Exchanger
 from qgt.runtime.pagestore import aligned_empty
 
@@ -50,6 +51,7 @@ class Engine:
                  huge_pages: bool = False):
         self.huge_pages = huge_pages
         self.plan = plan
+        self.dtype = dtype(of_plan(plan))  # complex128, or complex64 in single precision
         self.comm = comm
         self.L = plan.local_bits
         self.base = comm.rank << self.L
@@ -65,8 +67,8 @@ class Engine:
 
     # ---- storage -------------------------------------------------------------------
     def _allocate(self, exchange_chunk: int) -> None:
-        self.exchanger = Exchanger(self.comm, exchange_chunk)
-        self.state = aligned_empty(1 << self.L, self.huge_pages)
+        self.exchanger = Exchanger(self.comm, exchange_chunk, self.dtype)
+        self.state = aligned_empty(1 << self.L, self.huge_pages, self.dtype)
 
     def _set_zero_state(self) -> None:
         self.state[:] = 0

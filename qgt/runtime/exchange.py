@@ -64,16 +64,17 @@ def chunks(view: np.ndarray, max_elems: int):
 class Exchanger:
     """Owns the exchange buffers (allocated once: first touches are slow) and runs swaps."""
 
-    def __init__(self, comm, chunk_bytes: int):
+    def __init__(self, comm, chunk_bytes: int, dtype=np.complex128):
         self.comm = comm
-        self.chunk = max(1, chunk_bytes // 16)
-        self.bufs = [(np.empty(self.chunk, complex), np.empty(self.chunk, complex))
+        self.amp = np.dtype(dtype).itemsize  # 16, or 8 in single precision
+        self.chunk = max(1, chunk_bytes // self.amp)
+        self.bufs = [(np.empty(self.chunk, dtype), np.empty(self.chunk, dtype))
                      for _ in range(2)]
         self.bytes_sent = 0
 
     @property
     def buffer_bytes(self) -> int:
-        return 4 * self.chunk * 16
+        return 4 * self.chunk * self.amp
 
     def global_swap(self, state: np.ndarray, L: int, pairs) -> None:
         rank = self.comm.rank
@@ -93,13 +94,13 @@ class Exchanger:
         for i, ch in enumerate(chunks(region, self.chunk)):
             sbuf, rbuf = self.bufs[i % 2]
             m = ch.size
-            with trace.span("pack", "memory", {"bytes": m * 16}):
+            with trace.span("pack", "memory", {"bytes": m * self.amp}):
                 np.copyto(sbuf[:m].reshape(ch.shape), ch)
             reqs = self.comm.isendrecv(sbuf[:m], rbuf[:m], partner)
             if pending is not None:
                 self._finish(*pending)
             pending = (reqs, rbuf[:m], ch)
-            self.bytes_sent += m * 16
+            self.bytes_sent += m * self.amp
         if pending is not None:
             self._finish(*pending)
 

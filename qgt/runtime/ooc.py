@@ -66,12 +66,12 @@ class OocEngine(Engine):
     # ---- storage -------------------------------------------------------------------
     def _allocate(self, _exchange_chunk: int) -> None:
         self.store = PageStore(self.scratch_dir, self.comm.rank, self.L, self.p,
-                               self.direct_io, self.sparse)
+                               self.direct_io, self.sparse, self.dtype.itemsize)
         self.pa = 1 << self.p
         self.group_bits = self.plan.block_qubits
-        self.ring = [aligned_empty(1 << self.group_bits, self.huge_pages)
+        self.ring = [aligned_empty(1 << self.group_bits, self.huge_pages, self.dtype)
                      for _ in range(self.depth + 2)]
-        self.pbufs = [aligned_empty(self.pa) for _ in range(4)]
+        self.pbufs = [aligned_empty(self.pa, dtype=self.dtype) for _ in range(4)]
         self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qgt-io")
         self.bytes_exchanged = 0
         self._totals = None
@@ -349,7 +349,7 @@ class OocEngine(Engine):
         """The slice for a checkpoint, streamed page by page."""
         from qgt.io.checkpoint import Pieces
 
-        return Pieces(1 << self.L, self.chunks)
+        return Pieces(1 << self.L, self.chunks, self.dtype)
 
     def load_checkpoint(self, path: str) -> None:
         from qgt.io.checkpoint import read_range

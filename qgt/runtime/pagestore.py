@@ -27,19 +27,19 @@ import numpy as np
 
 from qgt.errors import CapacityError, UserError
 
-AMP = 16
 _DIRECT_ALIGN = 4096
 
 
-def aligned_empty(n_amps: int, huge_pages: bool = False) -> np.ndarray:
-    """A page-aligned, zero-filled complex128 buffer (anonymous mmap), usable with
-    O_DIRECT.  Its memory is first touched by whoever writes it, i.e. after the rank
-    bound itself (``qgt.placement``); ``huge_pages`` asks for transparent huge pages."""
-    nbytes = max(n_amps * AMP, mmap.PAGESIZE)
+def aligned_empty(n_amps: int, huge_pages: bool = False, dtype=np.complex128) -> np.ndarray:
+    """A page-aligned, zero-filled complex128 (or complex64) buffer (anonymous mmap),
+    usable with O_DIRECT.  Its memory is first touched by whoever writes it, i.e. after
+    the rank bound itself (``qgt.placement``); ``huge_pages`` asks for transparent huge
+    pages."""
+    nbytes = max(n_amps * np.dtype(dtype).itemsize, mmap.PAGESIZE)
     buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if huge_pages and hasattr(mmap, "MADV_HUGEPAGE"):
         buf.madvise(mmap.MADV_HUGEPAGE)
-    return np.frombuffer(buf, dtype=np.complex128, count=n_amps)
+    return np.frombuffer(buf, dtype=dtype, count=n_amps)
 
 
 def free_space(directory: str) -> int:
@@ -63,9 +63,9 @@ class PageStore:
     """2^L amplitudes of one rank in 2^(L-p) pages of 2^p amplitudes."""
 
     def __init__(self, directory: str, rank: int, local_bits: int, page_qubits: int,
-                 direct_io: bool = True, sparse: bool = True):
+                 direct_io: bool = True, sparse: bool = True, amp_bytes: int = 16):
         self.page_amps = 1 << page_qubits
-        self.page_bytes = self.page_amps * AMP
+        self.page_bytes = self.page_amps * amp_bytes
         self.n_pages = 1 << (local_bits - page_qubits)
         self.sparse = sparse
         if direct_io and self.page_bytes % _DIRECT_ALIGN:

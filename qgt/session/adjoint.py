@@ -402,7 +402,8 @@ class Adjoint:
         from qgt.runtime.pagestore import aligned_empty
 
         if getattr(self, "_bufs", None) is None or len(self._bufs[0]) != 1 << gb:
-            self._bufs = (aligned_empty(1 << gb), aligned_empty(1 << gb))
+            self._bufs = (aligned_empty(1 << gb, dtype=psi.dtype),
+                          aligned_empty(1 << gb, dtype=psi.dtype))
         return self._bufs
 
     def _ooc_lambda(self, step: ExpectStep, terms) -> None:
