@@ -100,7 +100,7 @@ def test_rank_killed_at_a_random_step(reference, tmp_path, trial):
     rng = random.Random(trial)
     ck = tmp_path / "ck"
     proc = _start(2, QPE, ck)
-    _wait_for(ck, rng.randint(2, 12), proc)
+    _wait_for(ck, rng.randint(2, 6), proc)  # QPE-12 here plans in 7 steps
     ranks = [pid for pid in _rank_pids(str(ck)) if pid != proc.pid]
     assert ranks, "no rank process found"
     os.kill(rng.choice(ranks), signal.SIGKILL)
