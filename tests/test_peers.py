@@ -55,9 +55,12 @@ def test_bench_peers_prints_ratios_and_floors(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["circuit"] for r in rows] == ["ghz", "qv"]
     for r in rows:
-        assert 0 < r["floor_s"] <= r["qgt_s"] * 50
+        for key in ("qgt", "qgt_single"):  # both precisions, each with its own floor
+            assert 0 < r[key]["floor_s"] <= r[key]["seconds"] * 50
+        assert r["qgt_single"]["plan"]["precision"] == "single"
         assert r["peers"]["aer"]["seconds"] > 0
-        assert r["best_peer_over_qgt"] == pytest.approx(r["peers"]["aer"]["seconds"] / r["qgt_s"])
+        assert r["best_peer_over_qgt"] == pytest.approx(
+            r["peers"]["aer"]["seconds"] / r["qgt"]["seconds"])
 
 
 def test_an_unknown_peer_is_a_clear_error():

@@ -31,16 +31,18 @@ def _best(fn, reps: int = 3) -> float:
     return out
 
 
-def machine_rates(n: int, threads: int, wbits: int = 14) -> dict:
+def machine_rates(n: int, threads: int, wbits: int = 14, dtype=np.complex128) -> dict:
     """Seconds per memory pass of 2^n amplitudes, and peak complex multiply-adds per
-    second of the dense kernels (measured now, with ``threads`` threads)."""
+    second of the dense kernels (measured now, with ``threads`` threads, on a state of
+    ``dtype``: complex64 for single precision)."""
     from scipy.stats import unitary_group
 
     from qgt import _kern
     from qgt.bench.calibrate import _memory_pass
 
-    t_pass = 2 * 16 * (1 << n) / _memory_pass(16 << n, threads)
-    psi = np.zeros(1 << n, dtype=complex)
+    amp = np.dtype(dtype).itemsize
+    t_pass = 2 * amp * (1 << n) / _memory_pass(amp << n, threads)
+    psi = np.zeros(1 << n, dtype=dtype)
     psi[0] = 1
     wmap = list(range(min(wbits, n)))
     peak = 0.0

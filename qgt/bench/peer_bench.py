@@ -1,5 +1,7 @@
 """``qgt bench --peers aer,qsim,lightning,qulacs``: qgt against the other simulators on the
 suite of ``qgt.bench.peer_suite``, side by side in one run, plus each circuit's floor.
+qgt runs in both precisions (``qgt``: complex128, ``qgt-sp``: complex64); qsim computes
+in single precision only, the other peers in double.
 
 Each peer runs in its own process (``qgt.bench.peer_run``) at each of its settings (the
 best counts), with ``OMP_NUM_THREADS`` set to the same thread count as qgt; peers that
@@ -75,6 +77,7 @@ def run_peer_bench(args) -> int:
     from qgt.bench.runner import _time_qgt
     from qgt.config import load_config
     from qgt.frontend import load_circuit
+    from qgt.precision import PRECISIONS, dtype
 
     peers = _peers(args.peers)
     n = args.qubits or 26
@@ -86,37 +89,49 @@ def run_peer_bench(args) -> int:
     peers = [p for p in peers if p not in missing]
     print(f"qgt bench --peers: n={n}, {threads} threads each, qgt on {args.ranks} rank(s); "
           "seconds of simulation, final state, no sampling", flush=True)
-    rates = machine_rates(n, threads)
-    print(f"this machine: one memory pass {rates['pass_s'] * 1e3:.1f} ms, kernel peak "
-          f"{rates['peak_cmadd_per_s'] / 1e9:.2f} G complex multiply-adds/s", flush=True)
-    cfg = load_config()
+    rates = {prec: machine_rates(n, threads, dtype=dtype(prec)) for prec in PRECISIONS}
+    for prec, r in rates.items():
+        print(f"this machine, {prec}: one memory pass {r['pass_s'] * 1e3:.1f} ms, kernel "
+              f"peak {r['peak_cmadd_per_s'] / 1e9:.2f} G complex multiply-adds/s", flush=True)
+    cfgs = {prec: load_config(overrides={"precision": prec}) for prec in PRECISIONS}
     rows = []
-    head = f"{'circuit':8s} {'gates':>5s} {'qgt':>7s}" + "".join(f" {p:>9s}" for p in peers)
-    print(head + f" {'best/qgt':>8s} {'floor':>6s} {'qgt/floor':>9s}")
+    head = (f"{'circuit':8s} {'gates':>5s} {'qgt':>7s} {'qgt-sp':>7s}"
+            + "".join(f" {p:>9s}" for p in peers))
+    print(head + f" {'best/qgt':>8s} {'best/sp':>7s} {'floor':>6s} {'/floor':>6s} "
+          f"{'floor-sp':>8s} {'/floor':>6s}")
     with tempfile.TemporaryDirectory() as d:
         for name in names:
             qc = build(name, n)
             path = str(Path(d) / f"{name}.qasm")
             Path(path).write_text(qasm2.dumps(qc))
-            q = [_time_qgt(path, args.ranks, threads, 0) for _ in range(args.repeat)]
-            tq = statistics.median(r["seconds"] for r in q)
-            plan = plan_for(load_circuit(path), cfg, args.ranks, threads=threads)
-            floor = floor_seconds(plan_work(plan), rates)
-            row = {"circuit": name, "gates": gate_count(qc), "qgt_s": tq, **floor,
-                   "qgt_plan": q[0]["plan"], "peers": {}}
+            row = {"circuit": name, "gates": gate_count(qc), "peers": {}}
+            for prec, key in (("double", "qgt"), ("single", "qgt_single")):
+                q = [_time_qgt(path, args.ranks, threads, 0, {"QGT_PRECISION": prec})
+                     for _ in range(args.repeat)]
+                plan = plan_for(load_circuit(path), cfgs[prec], args.ranks, threads=threads,
+                                restore=False)
+                row[key] = {"seconds": statistics.median(r["seconds"] for r in q),
+                            "plan": q[0]["plan"],
+                            **floor_seconds(plan_work(plan), rates[prec])}
+            tq, ts = row["qgt"]["seconds"], row["qgt_single"]["seconds"]
             for p in peers:
                 row["peers"][p] = _time_peer(p, path, threads, args.peer_timeout)
             times = [v["seconds"] for v in row["peers"].values() if v["seconds"]]
             row["best_peer_over_qgt"] = min(times) / tq if times else None
+            row["best_peer_over_qgt_single"] = min(times) / ts if times else None
             cells = "".join(f" {v['seconds']:9.2f}" if v["seconds"] else f" {'-':>9s}"
                             for v in row["peers"].values())
-            ratio = f"{row['best_peer_over_qgt']:8.2f}" if times else f"{'-':>8s}"
-            print(f"{name:8s} {row['gates']:5d} {tq:7.2f}{cells} {ratio} "
-                  f"{floor['floor_s']:6.2f} {tq / floor['floor_s']:9.2f}", flush=True)
+            ratio = (f"{row['best_peer_over_qgt']:8.2f} {row['best_peer_over_qgt_single']:7.2f}"
+                     if times else f"{'-':>8s} {'-':>7s}")
+            fd, fs = row["qgt"]["floor_s"], row["qgt_single"]["floor_s"]
+            print(f"{name:8s} {row['gates']:5d} {tq:7.2f} {ts:7.2f}{cells} {ratio} "
+                  f"{fd:6.2f} {tq / fd:6.2f} {fs:8.2f} {ts / fs:6.2f}", flush=True)
             rows.append(row)
-    ratios = [r["best_peer_over_qgt"] for r in rows if r["best_peer_over_qgt"]]
-    if ratios:
-        print(f"best peer / qgt: median {statistics.median(ratios):.2f}, min {min(ratios):.2f}")
+    for key, what in (("best_peer_over_qgt", "double"), ("best_peer_over_qgt_single", "single")):
+        ratios = [r[key] for r in rows if r[key]]
+        if ratios:
+            print(f"best peer / qgt ({what}): median {statistics.median(ratios):.2f}, "
+                  f"min {min(ratios):.2f}")
     if args.output:
         Path(args.output).write_text(json.dumps(
             {"n": n, "threads": threads, "ranks": args.ranks, "machine": rates, "rows": rows},

@@ -21,11 +21,11 @@ from qgt.errors import UserError
 NUMPY_MAX_QUBITS = 22  # above this the per-gate numpy loop takes minutes per circuit
 
 
-def _time_qgt(spec: str, ranks: int, threads: int, shots: int) -> dict:
+def _time_qgt(spec: str, ranks: int, threads: int, shots: int, env_extra=None) -> dict:
     binary = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "r.json"
-        env = dict(os.environ)
+        env = dict(os.environ, **(env_extra or {}))
         if threads:
             env["QGT_THREADS"] = str(max(1, threads // ranks))
         cmd = [str(binary / "mpiexec"), "-n", str(ranks), str(binary / "qgt"), "run", spec,
