@@ -298,7 +298,9 @@ class Config:
         "In RAM: the low physical bits always in the working set, so amplitudes move in "
         "contiguous runs of 2^page_qubits. At most block_qubits.")
     fusion: bool = _key(_RUN, Bool(), True,
-        "Fuse consecutive gates of a sweep into dense blocks.")
+        "Fuse the gates of a sweep: controlled gates as the blocks they are, 1-qubit gates "
+        "into their neighbours, commuting diagonals into phase tables, as a measured cost "
+        "model chooses (docs/architecture.md).")
     fusion_max_qubits: int = _key(_RUN, Int(1, 6), 4,
         "Largest fused block, in qubits. At most block_qubits.")
     precision: str = _key(_RUN, Choice(("double", "single")), "double",
