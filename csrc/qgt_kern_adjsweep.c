@@ -84,7 +84,7 @@ static void adjoint_unit(const qgt_kern_prog *inv, const qgt_kern_prog *der,
         for (; j < der->nsrc && (size_t)der_at[j] == k; j++) {
             if (!source_active(der, j, base))
                 continue; /* M is the identity here: A vanishes on this unit */
-            memcpy(bt, bp, 16 * n);
+            memcpy(bt, bp, 2 * sizeof(qk_real) * n);
             apply_source(der, j, bt, base);
             dot_diff(bl, bt, bp, n, acc + 2 * j);
         }

@@ -105,7 +105,8 @@ void qk_gather(qk_real *buf, const qk_real *state, uint64_t bl, uint64_t whi, in
 {
     const size_t rl = (size_t)1 << r;
     /* runs longer than a page are left to the hardware prefetcher */
-    const size_t ahead = 16 * rl > 4096 ? 0 : QK_PF_BYTES / (16 * rl);
+    const size_t amp = 2 * sizeof(qk_real);
+    const size_t ahead = amp * rl > 4096 ? 0 : QK_PF_BYTES / (amp * rl);
     uint64_t f = 0, g = 0;
     for (size_t k = 0; k < ahead && (k == 0 || g); k++)
         g = QK_NEXT(g, whi);

@@ -166,3 +166,27 @@ def test_a_checkpoint_from_before_precision_still_loads(tmp_path):
     p = run_qgt(2, ["run", "qpe:10", "--resume", str(ck), "--quiet"],
                 env=clean_env(QGT_THREADS=1), timeout=120)
     assert p.returncode == 0, p.stderr
+
+
+def test_pennylane_adjoint_gradient_in_single_precision():
+    """The adjoint pass runs on complex64 psi and lambda (csrc/f32/ adjoint kernels)."""
+    import pennylane as qml
+    from pennylane import numpy as pnp
+
+    def circuit(x):
+        for i in range(6):
+            qml.RY(x[i], wires=i)
+        for i in range(5):
+            qml.CNOT(wires=[i, i + 1])
+        qml.CRX(x[6], wires=[0, 5])
+        return qml.expval(qml.PauliZ(0) @ qml.PauliX(5) + 0.5 * qml.PauliY(2))
+
+    x = pnp.array(np.linspace(0.1, 1.3, 7), requires_grad=True)
+    dev = qml.device("qgt.qubit", wires=6, precision="single", threads=1)
+    assert dev.config.precision == "single"
+    got = qml.QNode(circuit, dev, diff_method="adjoint")
+    want = qml.QNode(circuit, qml.device("default.qubit", wires=6))
+    assert abs(got(x) - want(x)) < 1e-5
+    assert np.abs(qml.grad(got)(x) - qml.grad(want)(x)).max() < 1e-5
+    state = qml.QNode(lambda: (qml.Hadamard(0), qml.state())[1], dev)()
+    assert state.dtype == np.complex64

@@ -61,7 +61,8 @@ def _details(path: str) -> str:
         ("progress", _progress(meta)),
         ("trajectory", meta["trajectory"]),
         ("ranks", meta["ranks"]),
-        ("n_qubits", f"{n} ({format_size_approx(16 << n)} of amplitudes)"),
+        ("n_qubits", f"{n} ({format_size_approx(_amp(meta) << n)} of amplitudes)"),
+        ("precision", meta.get("precision", "double")),
         ("layout", layout),
         ("size on disk", f"{format_size_approx(size)} in {files} files"),
         ("created", meta["created"]),
@@ -98,3 +99,9 @@ def _clbits(text: str) -> str:
 def _disk_usage(path: str) -> tuple[int, int]:
     sizes = [e.stat().st_size for e in os.scandir(path) if e.is_file()]
     return sum(sizes), len(sizes)
+
+
+def _amp(meta: dict) -> int:
+    from qgt.precision import amp_bytes
+
+    return amp_bytes(str(meta.get("precision", "double")))

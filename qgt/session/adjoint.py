@@ -46,6 +46,7 @@ from qgt import _kern
 from qgt.errors import CapacityError, InternalError, UserError
 from qgt.plan.fusion import embed, embed_diag
 from qgt.plan.steps import DIAG, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
+from qgt.precision import amp_bytes, of_plan
 from qgt.runtime.engine import kernel_op, pack
 
 STEP = 1e-5  # central-difference step for dU/dt (matrices are smooth in their angles)
@@ -247,14 +248,15 @@ def check_memory(cfg, plan, ranks_per_node: int, threads: int) -> str | None:
 
         st = os.statvfs(scratch_dir(cfg))
         free = st.f_bavail * st.f_frsize
-        dense = (16 << plan.local_bits) * ranks_per_node
+        amp = amp_bytes(of_plan(plan))
+        dense = (amp << plan.local_bits) * ranks_per_node
         if dense > free and not cfg.sparse_pages:
             return (f"adjoint differentiation on the SSD tier keeps a second state on disk: "
                     f"{fmt(dense)} more on this node, but scratch_dir has {fmt(free)} free")
         # RAM: psi's engine, plus lambda's with no prefetch (2 group and 4 page buffers)
         from qgt.runtime.capacity import ADJOINT_GROUPS
 
-        group, page = 16 << plan.block_qubits, 16 << plan.page_floor
+        group, page = amp << plan.block_qubits, amp << plan.page_floor
         groups = cfg.prefetch_depth + 2 + ADJOINT_GROUPS  # the ring choose_tier sized
         need = groups * group + 8 * page
         if need > limit:
