@@ -26,24 +26,26 @@
  */
 #include "qgt_kern_impl.h"
 
+#define QK_ADJ_RUN 256
+
 /* acc += <l| t - p> over n amplitudes (re, im in acc[0], acc[1]) */
 static void dot_diff(const qk_real *l, const qk_real *t, const qk_real *p, size_t n,
                      double *acc)
 {
     size_t i = 0;
     double re = 0.0, im = 0.0;
-    if (n >= QK_VW) {
+    /* vector lanes over runs of QK_ADJ_RUN amplitudes, then double (complex64 sums) */
+    while (i + QK_VW <= n) {
+        const size_t e = n - i > QK_ADJ_RUN ? i + QK_ADJ_RUN : n - (n - i) % QK_VW;
         qk_vd vr = qk_bc(0.0), vi = qk_bc(0.0);
-        for (; i + QK_VW <= n; i += QK_VW) {
+        for (; i < e; i += QK_VW) {
             const qk_vd lv = qk_ld(l + 2 * i);
             const qk_vd d = qk_ld(t + 2 * i) - qk_ld(p + 2 * i);
             vr += lv * d;          /* lr dr, li di */
             vi += lv * qk_sw(d);   /* lr di, li dr */
         }
-        for (int k = 0; k < QK_VD; k += 2) {
-            re += vr[k] + vr[k + 1];
-            im += vi[k] - vi[k + 1];
-        }
+        re += qk_hsum(vr);
+        im += qk_hdiff(vi);
     }
     for (; i < n; i++) {
         const double dr = t[2 * i] - p[2 * i], di = t[2 * i + 1] - p[2 * i + 1];

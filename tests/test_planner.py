@@ -237,3 +237,15 @@ def test_exact_minimum_of_qft_is_the_planners():
     plan = make_plan(circ, 2, block_qubits=7, page_qubits=2, restore=False)
     assert exact_global_swaps(plan_items(circ)[0], 8, 1, 3) == 1
     assert plan.counts()["global_swaps"] == 1
+
+
+def test_the_lower_bound_follows_wires_through_swap_relabellings():
+    """SWAP gates only rename qubits: a wire touched under two names counts once."""
+    from qgt.ops import Circuit, Gate, Swap
+
+    h = np.array([[1, 1], [1, -1]]) / np.sqrt(2)
+    circ = Circuit(3, 0, [Gate("h", (0,), h), Gate("h", (1,), h), Swap(1, 2),
+                          Gate("h", (2,), h), Swap(1, 2)])
+    for restore in (False, True):
+        plan = make_plan(circ, 2, block_qubits=2, page_qubits=0, restore=restore)
+        assert plan.lower_bound_exchanges <= plan.counts()["global_swaps"] == 0

@@ -90,12 +90,14 @@ def cost_model() -> CostModel:
     """This node's measured costs, else the built-in ones."""
     try:
         res = json.loads(_path().read_text()).get(_key())
-    except (OSError, ValueError, AttributeError):
-        res = None
-    if not res:
-        return DEFAULT_COSTS
-    return CostModel(dense=tuple(res["dense"]), permutation=res["permutation"],
-                     diagonal=res["diagonal"], source=f"measured {res['measured_at']}")
+        if res:
+            return CostModel(dense=tuple(float(x) for x in res["dense"]),
+                             permutation=float(res["permutation"]),
+                             diagonal=float(res["diagonal"]),
+                             source=f"measured {res['measured_at']}")
+    except Exception:  # a missing, old or hand-edited file: never break planning
+        pass
+    return DEFAULT_COSTS
 
 
 def format_costs(res: dict) -> str:

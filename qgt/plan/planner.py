@@ -346,16 +346,21 @@ class _Planner:
         self.emit(Sweep(tuple(sorted(bits)), tuple(group)))
 
 
-def _first_uses(items, n: int, observables_x: list[int]) -> dict[int, int]:
-    """Logical qubit -> index of its first non-diagonal use (observables' X/Y come
-    after every item); unused qubits are absent."""
+def _first_uses(items, n: int, observables_x: list[int]) -> tuple[dict[int, int], list[int]]:
+    """Wire (the logical qubit a wire starts as) -> index of its first non-diagonal use
+    (observables' X/Y come after every item), unused wires absent; and the final names:
+    SWAP gates only relabel, so ``names[q]`` is the wire qubit q names at the end."""
+    names = list(range(n))  # qubit name -> the wire it currently names
     first: dict[int, int] = {}
     for i, it in enumerate(items):
+        if isinstance(it, Swap):
+            names[it.a], names[it.b] = names[it.b], names[it.a]
+            continue
         for q in _moving(it):
-            first.setdefault(q, i)
+            first.setdefault(names[q], i)
     for q in observables_x:
-        first.setdefault(q, len(items))
-    return first
+        first.setdefault(names[q], len(items))
+    return first, names
 
 
 def initial_layout(items, n: int, g: int, observables_x: list[int]) -> Layout:
@@ -363,7 +368,7 @@ def initial_layout(items, n: int, g: int, observables_x: list[int]) -> Layout:
     bits take the qubits needed non-diagonally last (or never), so the first global swap
     comes as late as it can and brings them all in."""
     L = n - g
-    first = _first_uses(items, n, observables_x)
+    first, _ = _first_uses(items, n, observables_x)
     late = sorted(range(n), key=lambda q: (-first.get(q, 1 << 62), -q))[:g]
     lay = Layout(n, L)
     rank_free = [p for p in range(L, n) if lay.logical[p] not in late]
@@ -386,15 +391,12 @@ def lower_bound_exchanges(items: list, n: int, g: int, observables_x: list[int],
     L = n - g
     if g == 0:
         return 0
-    used = set(_first_uses(items, n, observables_x))
+    first, names = _first_uses(items, n, observables_x)
+    used = set(first)
     bound = -(-max(0, len(used) - L) // g)
     if restore:
-        owner = list(range(n))
-        for it in items:
-            if isinstance(it, Swap):
-                owner[it.a], owner[it.b] = owner[it.b], owner[it.a]
-        final = {q: label for label, q in enumerate(owner)}
-        outs = {q for q in used if final[q] >= L}
+        final = {w: q for q, w in enumerate(names)}  # wire -> the label it ends with
+        outs = {w for w in used if final[w] >= L}
         bound = max(bound, -(-len(outs) // g))
     return bound
 
