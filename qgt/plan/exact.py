@@ -91,7 +91,12 @@ def exact_global_swaps(items, n: int, g: int, upto: int, observables_x=(),
                        time_limit: float = 20.0):
     """The minimum number of global swaps of any schedule of ``items`` (then the X/Y
     qubits of the observables, local together) with ``g`` rank bits, if it is at most
-    ``upto`` and the instance is small; otherwise None."""
+    ``upto``, the instance is small and HiGHS settles it within ``time_limit`` seconds
+    in all; otherwise None.  Classical conditions are not modelled, so with mid-circuit
+    measurements the figure is a lower bound."""
+    import time
+
+    deadline = time.monotonic() + time_limit
     if g == 0:
         return 0
     if n > MAX_QUBITS or len(items) > MAX_ITEMS:
@@ -100,7 +105,10 @@ def exact_global_swaps(items, n: int, g: int, upto: int, observables_x=(),
     if observables_x:
         gates.append((tuple(sorted({name.get(q, q) for q in observables_x})), tuple(range(n))))
     for K in range(1, upto + 2):
-        ok = _feasible(gates, n, n - g, K, time_limit)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ok = _feasible(gates, n, n - g, K, left)
         if ok is None:
             return None
         if ok:
