@@ -46,3 +46,18 @@ def gate_count(qc: QuantumCircuit) -> int:
     return sum(1 for ins in qc.data if ins.operation.name not in ("barrier", "measure"))
 
 
+
+
+def main(argv=None) -> int:
+    """``python -m qgt.bench.peer_suite NAME N``: the circuit as OpenQASM 2 on stdout."""
+    import sys
+
+    from qiskit import qasm2
+
+    name, n = (argv if argv is not None else sys.argv[1:])[:2]
+    print(qasm2.dumps(build(name, int(n))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
