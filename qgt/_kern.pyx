@@ -105,6 +105,17 @@ cdef char *_data(object arr, str name, object dtype, bint writable) except NULL:
     return <char *>cnp.PyArray_DATA(a)
 
 
+cdef int _wmap_array(tuple key, int32_t *wm) except -1:
+    """Fill ``wm`` (64 entries) with a working set's bits; its width."""
+    cdef int w = len(key)
+    if w > 62:
+        raise InternalError(f"working set of {w} bits is too large")
+    cdef int j
+    for j in range(w):
+        wm[j] = _int(key[j], "wmap entry", 0, 62)
+    return w
+
+
 cdef bint _single(object arr, str name) except -1:
     """True for a complex64 state (the single-precision kernels), False for complex128."""
     dt = getattr(arr, "dtype", None)
@@ -231,40 +242,29 @@ cdef class OpList:
         key = tuple(int(b) for b in wmap)
         if self._prog is not None and key == self._wkey:
             return self._prog
-        cdef int w = len(key)
-        if w > 62:
-            raise InternalError(f"working set of {w} bits is too large")
         cdef int32_t wm[64]
-        cdef int j
-        for j in range(w):
-            wm[j] = _int(key[j], "wmap entry", 0, 62)
+        cdef int w = _wmap_array(key, wm)
         cdef _Prog prog = _Prog.__new__(_Prog)
         cdef int rc
         with nogil:
             rc = qgt_kern_compile(self._ops, <size_t>self._n, w, wm, &prog.ptr)
         _check(rc)
-        self._prog = prog
-        self._wkey = key
+        self._prog, self._wkey = prog, key
         return prog
 
     cdef _Prog32 _prog32_for(self, object wmap):
+        """The complex64 build's program for ``wmap`` (cached like ``_prog_for``)."""
         key = tuple(int(b) for b in wmap)
         if self._prog32 is not None and key == self._wkey32:
             return self._prog32
-        cdef int w = len(key)
-        if w > 62:
-            raise InternalError(f"working set of {w} bits is too large")
         cdef int32_t wm[64]
-        cdef int j
-        for j in range(w):
-            wm[j] = _int(key[j], "wmap entry", 0, 62)
+        cdef int w = _wmap_array(key, wm)
         cdef _Prog32 prog = _Prog32.__new__(_Prog32)
         cdef int rc
         with nogil:
             rc = qgt_kern_compile_f32(self._ops, <size_t>self._n, w, wm, &prog.ptr)
         _check(rc)
-        self._prog32 = prog
-        self._wkey32 = key
+        self._prog32, self._wkey32 = prog, key
         return prog
 
 
