@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from qgt.plan.fuser import is_permutation
 from qgt.plan.steps import DENSE, DIAG, Sweep
 
 
@@ -54,11 +55,6 @@ def machine_rates(n: int, threads: int, wbits: int = 14, dtype=np.complex128) ->
     return {"pass_s": t_pass, "peak_cmadd_per_s": peak}
 
 
-def _is_permutation(m) -> bool:
-    m = np.asarray(m)
-    return m.ndim == 2 and bool(np.all((m == 0) | (m == 1)))
-
-
 def plan_work(plan) -> dict:
     """Passes and complex multiply-adds (all ranks together) of a plan."""
     amps = 1 << plan.n_qubits
@@ -70,7 +66,7 @@ def plan_work(plan) -> dict:
             continue
         passes += 1
         for op in s.ops:
-            if op.kind == DENSE and not _is_permutation(op.matrix):
+            if op.kind == DENSE and not is_permutation(op.matrix):
                 madds += amps * (1 << len(op.targets))
             elif op.kind == DIAG:
                 madds += amps

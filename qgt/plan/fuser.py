@@ -53,7 +53,8 @@ def _bits(mask: int) -> tuple[int, ...]:
     return tuple(b for b in range(64) if mask >> b & 1)
 
 
-def _is_permutation(m) -> bool:
+def is_permutation(m) -> bool:
+    """A dense matrix of 0s and 1s with one 1 per column: X, CX, SWAP (no arithmetic)."""
     m = np.asarray(m)
     return m.ndim == 2 and bool(np.all((m == 0) | (m == 1))) and bool(
         np.all(m.sum(axis=0) == 1))
@@ -97,7 +98,7 @@ class _Fuser:
                    and bool(bits))
         if op.kind == DENSE:
             fusable &= bits <= self.w and len(bits) <= self.max_qubits
-            cost = (self.costs.permutation if _is_permutation(op.matrix)
+            cost = (self.costs.permutation if is_permutation(op.matrix)
                     else self.costs.of_dense(len(op.targets)))
         else:
             fusable &= len(bits) <= MAX_DIAG_BITS
