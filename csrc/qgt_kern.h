@@ -92,6 +92,13 @@ void qgt_kern_prog_free(qgt_kern_prog *prog);
 int qgt_kern_sweep(qgt_amp *state, int L, uint64_t rank_base, const qgt_kern_prog *prog,
                    int nthreads);
 
+/* The same pass, shared with other processes that call it on the same state
+ * (a node's MPI-3 shared window): chunks of units are taken from *next, which
+ * every caller shares and which reads 0 before the first of them starts.  Each
+ * caller returns when no chunk is left; the caller must then synchronise. */
+int qgt_kern_sweep_shared(qgt_amp *state, int L, uint64_t rank_base,
+                          const qgt_kern_prog *prog, int nthreads, int64_t *next);
+
 /* Apply a compiled list to ONE gathered unit buffer of 2^w amplitudes whose
  * global base index (rank bits | local bits outside W) is base.  One thread. */
 int qgt_kern_apply_block(qgt_amp *buf, uint64_t base, const qgt_kern_prog *prog);

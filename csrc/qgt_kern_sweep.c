@@ -16,6 +16,10 @@
  * not touched.  Threads share out units; when there are fewer units than
  * threads (w close to L) they instead share each op inside the one unit,
  * by pinning extra free high bits (qk_apply_op's xfm/xfv).
+ *
+ * qgt_kern_sweep_shared is the same pass over a node's shared state, worked on
+ * by several processes at once: each takes chunks of units from one counter
+ * in shared memory, so the processes split the units as threads do.
  */
 #include "qgt_kern_impl.h"
 
@@ -167,8 +171,25 @@ static void run_unit_split(const qgt_kern_prog *p, qk_real *buf, uint64_t base, 
     }
 }
 
-int qgt_kern_sweep(qk_real *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
-                   int nthreads)
+/* One unit of a sweep: in place, or gathered, worked on and scattered back. */
+static inline void sweep_unit(const qgt_kern_prog *p, qk_real *state, qk_real *buf,
+                              uint64_t om, uint64_t rank_base, int64_t u, int inplace,
+                              uint64_t whi, int r)
+{
+    const uint64_t bl = qk_pdep((uint64_t)u, om), base = rank_base | bl;
+    if (!unit_active(p, base))
+        return;
+    if (inplace) {
+        qk_run_unit(p, state + 2 * bl, base);
+    } else {
+        qk_gather(buf, state, bl, whi, r);
+        qk_run_unit(p, buf, base);
+        qk_scatter(buf, state, bl, whi, r);
+    }
+}
+
+static int sweep_impl(qk_real *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
+                      int nthreads, int64_t *next)
 {
     if (!state || !p || L < 0 || L > 62 || nthreads < 1)
         return QGT_KERN_ERR_BAD_ARG;
@@ -193,7 +214,7 @@ int qgt_kern_sweep(qk_real *state, int L, uint64_t rank_base, const qgt_kern_pro
     const size_t bytes = (2 * sizeof(qk_real)) << w;
     int err = QGT_KERN_OK;
 
-    if (nunits < nthreads && w >= QK_LVW + 1) {
+    if (!next && nunits < nthreads && w >= QK_LVW + 1) {
         qk_real *buf = inplace ? NULL : aligned_alloc(64, bytes);
         if (!inplace && !buf)
             return QGT_KERN_ERR_NOMEM;
@@ -215,7 +236,6 @@ int qgt_kern_sweep(qk_real *state, int L, uint64_t rank_base, const qgt_kern_pro
     /* dynamic chunks of ~16k amplitudes: skipped units would unbalance a
      * static split (a control on an outside bit idles half the threads) */
     const int64_t chunk = w >= 14 ? 1 : (int64_t)1 << (14 - w);
-    (void)chunk; /* unused when built without OpenMP */
 #pragma omp parallel num_threads(nthreads)
     {
         qk_real *buf = NULL;
@@ -228,24 +248,40 @@ int qgt_kern_sweep(qk_real *state, int L, uint64_t rank_base, const qgt_kern_pro
                 err = QGT_KERN_ERR_NOMEM;
             }
         }
-#pragma omp for schedule(dynamic, chunk)
-        for (int64_t u = 0; u < nunits; u++) {
-            if (!ok)
-                continue;
-            const uint64_t bl = qk_pdep((uint64_t)u, om), base = rank_base | bl;
-            if (!unit_active(p, base))
-                continue;
-            if (inplace) {
-                qk_run_unit(p, state + 2 * bl, base);
-            } else {
-                qk_gather(buf, state, bl, whi, r);
-                qk_run_unit(p, buf, base);
-                qk_scatter(buf, state, bl, whi, r);
+        if (next) {
+            /* chunks handed out by a counter the caller shares with other
+             * processes working on the same state (a node's shared window) */
+            for (;;) {
+                const int64_t u0 = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED) * chunk;
+                if (u0 >= nunits)
+                    break;
+                const int64_t u1 = u0 + chunk < nunits ? u0 + chunk : nunits;
+                for (int64_t u = u0; ok && u < u1; u++)
+                    sweep_unit(p, state, buf, om, rank_base, u, inplace, whi, r);
             }
+        } else {
+#pragma omp for schedule(dynamic, chunk)
+            for (int64_t u = 0; u < nunits; u++)
+                if (ok)
+                    sweep_unit(p, state, buf, om, rank_base, u, inplace, whi, r);
         }
         free(buf);
     }
     return err;
+}
+
+int qgt_kern_sweep(qk_real *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
+                   int nthreads)
+{
+    return sweep_impl(state, L, rank_base, p, nthreads, NULL);
+}
+
+int qgt_kern_sweep_shared(qk_real *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
+                          int nthreads, int64_t *next)
+{
+    if (!next)
+        return QGT_KERN_ERR_BAD_ARG;
+    return sweep_impl(state, L, rank_base, p, nthreads, next);
 }
 
 int qgt_kern_apply_block(qk_real *buf, uint64_t base, const qgt_kern_prog *p)

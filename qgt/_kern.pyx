@@ -268,9 +268,14 @@ cdef class OpList:
         return prog
 
 
-def sweep(state, L, rank_base, wmap, OpList ops not None, nthreads):
+def sweep(state, L, rank_base, wmap, OpList ops not None, nthreads, counter=None):
     """Apply ``ops`` to the whole slice (2^L amplitudes) in one cache-blocked pass
-    over units of the working set ``wmap`` (ascending physical local bits)."""
+    over units of the working set ``wmap`` (ascending physical local bits).
+
+    ``counter``: a one-element int64 array in memory shared with other processes
+    that sweep the same state at the same time (a node's shared window; it must
+    read 0 before the first of them starts): they take chunks of units from it,
+    so each does a share of the units."""
     cdef bint single = _single(state, "state")
     cdef char *p = _data(state, "state", state.dtype, True)
     cdef int L_ = _int(L, "L", 0, 62)
@@ -278,17 +283,26 @@ def sweep(state, L, rank_base, wmap, OpList ops not None, nthreads):
         raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
     cdef uint64_t rb = _u64(rank_base, "rank_base")
     cdef int nt = _int(nthreads, "nthreads", 1, 1 << 16)
+    cdef int64_t *nxt = NULL
+    if counter is not None:
+        nxt = <int64_t *>_data(counter, "counter", np.dtype(np.int64), True)
     cdef _Prog prog
     cdef _Prog32 prog32
     cdef int rc
     if single:
         prog32 = ops._prog32_for(wmap)
         with nogil:
-            rc = qgt_kern_sweep_f32(<float *>p, L_, rb, prog32.ptr, nt)
+            if nxt == NULL:
+                rc = qgt_kern_sweep_f32(<float *>p, L_, rb, prog32.ptr, nt)
+            else:
+                rc = qgt_kern_sweep_shared_f32(<float *>p, L_, rb, prog32.ptr, nt, nxt)
     else:
         prog = ops._prog_for(wmap)
         with nogil:
-            rc = qgt_kern_sweep(<double *>p, L_, rb, prog.ptr, nt)
+            if nxt == NULL:
+                rc = qgt_kern_sweep(<double *>p, L_, rb, prog.ptr, nt)
+            else:
+                rc = qgt_kern_sweep_shared(<double *>p, L_, rb, prog.ptr, nt, nxt)
     _check(rc)
 
 

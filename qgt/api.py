@@ -55,6 +55,22 @@ def _load(circuit) -> tuple:
         return ("internal", f"reading the circuit: {type(e).__name__}: {e}", None)
 
 
+def shared_rank_bits(cfg: Config, ranks: int, ranks_per_node: int, adjoint: bool = False,
+                     n_qubits: int = 0) -> int:
+    """How many rank bits a node's shared-memory window covers (qgt.runtime.shared): all
+    of them when every rank is on one node, none across nodes, with shared_memory off,
+    for the adjoint pass (which sweeps two states rank by rank), or when the window
+    (``n_qubits``' state) would not fit the free space of /dev/shm, where MPI puts it."""
+    from qgt.precision import amp_bytes
+    from qgt.runtime.shared import shm_free_bytes
+
+    if not cfg.shared_memory or adjoint or ranks < 2 or ranks_per_node != ranks:
+        return 0
+    if n_qubits and (amp_bytes(cfg.precision) << n_qubits) > shm_free_bytes():
+        return 0
+    return ranks.bit_length() - 1
+
+
 def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per_node: int = 1,
              threads: int = 1, adjoint: bool = False, restore: bool = True):
     """The plan for ``ranks`` ranks on the tier the configuration and RAM call for
@@ -68,7 +84,9 @@ def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per
                       widest(circ, observables), adjoint)
     plan = make_plan(circ, ranks, cfg.block_qubits, cfg.page_qubits, list(observables),
                      cfg.fusion_max_qubits if cfg.fusion else 1, done=done, ssd=ssd,
-                     restore=restore, costs=cost_model(), precision=cfg.precision)
+                     restore=restore, costs=cost_model(), precision=cfg.precision,
+                     shared_bits=shared_rank_bits(cfg, ranks, ranks_per_node, adjoint,
+                                                  circ.n_qubits))
     plan.decisions["support_log2"] = support  # the capacity preflight sizes pages by it
     return plan
 
@@ -222,16 +240,27 @@ def _engine(plan, comm, threads: int, cfg: Config, rng, prefetch_depth: int | No
     overrides the configuration's, e.g. 0 for a store only read in whole groups)."""
     from qgt.runtime.engine import Engine
 
+    if plan.shared_bits:
+        from qgt.runtime.shared import SharedEngine
+
+        return _agreed(comm, lambda: SharedEngine(plan, comm, threads, cfg.exchange_chunk,
+                                                  rng, cfg.huge_pages))
     if not plan.page_floor:
         return Engine(plan, comm, threads, cfg.exchange_chunk, rng, cfg.huge_pages)
     from qgt.runtime.ooc import OocEngine
 
+    return _agreed(comm, lambda: OocEngine(
+        plan, comm, threads, rng, scratch_dir(cfg), cfg.direct_io, cfg.sparse_pages,
+        cfg.prefetch_depth if prefetch_depth is None else prefetch_depth, cfg.huge_pages))
+
+
+def _agreed(comm, make):
+    """``make()``'s engine, or on any rank's failure a UserError on every rank (none is
+    left waiting in a collective) with every engine that was made closed."""
     err, engine = None, None
     try:
-        engine = OocEngine(plan, comm, threads, rng, scratch_dir(cfg), cfg.direct_io,
-                           cfg.sparse_pages, cfg.prefetch_depth if prefetch_depth is None
-                           else prefetch_depth, cfg.huge_pages)
-    except UserError as e:
+        engine = make()
+    except (UserError, MemoryError) as e:
         err = f"rank {comm.rank}: {e}"
     err = comm.agree(err)
     if err:

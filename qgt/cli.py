@@ -210,7 +210,7 @@ def _exact_swaps(circ, plan, observables) -> int | None:
     from qgt.plan.planner import plan_items
 
     obs_x = [q for o in observables for q in parse_pauli(o, circ.n_qubits)[0]]
-    return exact_global_swaps(plan_items(circ)[0], circ.n_qubits, plan.rank_bits,
+    return exact_global_swaps(plan_items(circ)[0], circ.n_qubits, plan.exchange_bits,
                               plan.counts()["global_swaps"], obs_x)
 
 

@@ -307,6 +307,11 @@ class Config:
         "Amplitudes in complex128 (double) or complex64 (single): single halves memory, "
         "exchanges and disk traffic and runs about twice as fast, with errors near 1e-6 "
         "per amplitude after a thousand gates (docs/performance.md).")
+    shared_memory: bool = _key(_RUN, Bool(), True,
+        "When every rank is on one node and the state is in RAM, keep the ranks' slices "
+        "in one MPI-3 shared-memory window: sweeps then reach every qubit in place, the "
+        "ranks sharing each sweep's units as threads do, and no global swap is needed "
+        "(docs/architecture.md). false = each rank its own slice, exchanged through MPI.")
     exchange_chunk: int = _key(_RUN, Size(lo=4096, multiple_of=16), "16MiB",
         "Size of one MPI message of a global swap; sends and receives are pipelined "
         "chunk by chunk.")

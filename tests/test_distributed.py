@@ -1,5 +1,6 @@
 """End-to-end correctness on real MPI ranks: every circuit, on every configuration that
-must agree (1, 2, 4 ranks; default and tiny working sets), against Qiskit's Statevector
+must agree (1, 2, 4 ranks; default and tiny working sets; a node's shared window and
+MPI exchanges), against Qiskit's Statevector
 (amplitudes to 1e-10), with counts identical across rank counts for the same seed."""
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ CONFIGS = {
     "1rank-tiny": (1, {"block_qubits": 4, "page_qubits": 1}),
     "2ranks-tiny": (2, {"block_qubits": 4, "page_qubits": 2}),
     "4ranks-tiny": (4, {"block_qubits": 4, "page_qubits": 0, "exchange_chunk": 4096}),
+    # ranks on one node share one window by default; these exchange through MPI instead
+    "2ranks-exchange": (2, {"shared_memory": False}),
+    "4ranks-tiny-exchange": (4, {"block_qubits": 4, "page_qubits": 0, "exchange_chunk": 4096,
+                                 "shared_memory": False}),
 }
 # the same on the SSD tier: 16-amplitude pages on disk, page groups of 2^8 amplitudes
 SSD = {"storage": "ssd", "memory_limit": "16KiB", "ssd_page_size": 256, "direct_io": False,
@@ -61,6 +66,19 @@ def test_state_matches_qiskit(run, circuit):
         state = f["state"][...]
     want = Statevector(_strip_measurements(circuit)).data
     assert np.abs(state - want).max() < 1e-10
+
+
+def test_ranks_on_one_node_share_a_window_unless_told_not_to(run):
+    name, out, _ = run
+    ranks, cfg = CONFIGS[name]
+    shared = ranks > 1 and cfg.get("shared_memory", True) and "storage" not in cfg
+    for circuit in CIRCUITS:
+        plan = out[circuit]["plan"]
+        assert plan["shared_ranks"] == (ranks if shared else 1)
+        if shared:  # every qubit is reached in place: nothing is exchanged
+            assert plan["global_swaps"] == 0 and out[circuit]["bytes"] == 0
+    if ranks > 1 and not shared:
+        assert any(out[c]["plan"]["global_swaps"] > 0 for c in CIRCUITS)
 
 
 def test_expectation_values_match_qiskit(run):

@@ -77,8 +77,11 @@ def _moving(item) -> tuple[int, ...]:
 
 class _Planner:
     def __init__(self, n: int, g: int, w: int, c0: int, fusion_max: int, floor: int = 0,
-                 costs: CostModel = DEFAULT_COSTS):
+                 costs: CostModel = DEFAULT_COSTS, shared: int = 0):
         self.n, self.g, self.L = n, g, n - g
+        # the top ``shared`` local bits select a rank of the node: sweeps reach them in
+        # the node's shared window, but a rank's reductions read only its own slice
+        self.slice_L = self.L - shared
         # out of core, the in-page bits never go to a rank bit: exchanges move whole pages
         self.floor = floor
         self.layout = Layout(n, self.L)
@@ -266,6 +269,7 @@ class _Planner:
         for xq, terms in groups.items():
             if any(not self.layout.is_local(q) for q in xq):
                 self._bring_local(list(xq), [])  # all of xq: none of them may be evicted
+            self._into_slice(xq)
             phys = self.layout.phys
             xmask = sum(1 << phys[q] for q in xq)
             zmasks = tuple(sum(1 << phys[q] for q in zq) for _, zq, _ in terms)
@@ -276,6 +280,15 @@ class _Planner:
                 p += 1
             self.emit(ExpectStep(tuple(i for i, _, _ in terms), xmask, zmasks,
                                  tuple(ny for _, _, ny in terms), tuple(sorted(wset))))
+
+    def _into_slice(self, xq) -> None:
+        """X/Y pair amplitudes that one rank reads from its own slice: a qubit on a
+        node-shared bit first trades places with a slice bit (a bit swap, swept in the
+        node's shared window)."""
+        lay = self.layout
+        high = [q for q in xq if lay.phys[q] >= self.slice_L]
+        spare = [p for p in reversed(range(self.slice_L)) if lay.logical[p] not in xq]
+        self._emit_swaps([(p, lay.phys[q]) for q, p in zip(high, spare)])
 
     def normalise(self) -> None:
         """Undo the layout so outputs are in logical Qiskit order."""
@@ -459,7 +472,7 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
               observables: list[str] | None = None, fusion_max_qubits: int = 4,
               done: set[int] | None = None, ssd: tuple[int, int] | None = None,
               restore: bool = True, costs: CostModel = DEFAULT_COSTS,
-              precision: str = "double") -> Plan:
+              precision: str = "double", shared_bits: int = 0) -> Plan:
     """Plan ``circ`` for ``ranks`` MPI ranks (a power of two); items in ``done`` (from a
     checkpoint, whose state is in logical order) are skipped.
 
@@ -473,6 +486,10 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
     page group of 2^group_bits amplitudes that always holds the in-page bits, and every
     outer sweep carries an inner, cache-blocked plan (``block_qubits``, ``page_qubits``)
     for the group buffer.
+
+    ``shared_bits``: the lowest that many rank bits select ranks of one node that keep
+    their slices in one shared-memory window (qgt.runtime.shared).  Sweeps reach those
+    bits in place, so only the rank bits above them need global swaps.
     """
     n = circ.n_qubits
     observables = list(observables or [])
@@ -480,7 +497,11 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
     items, terminal, trajectories = plan_items(circ)
     kmax = max([len(_moving(it)) for it in items] + [1]
                + [len(parse_pauli(o, n)[0]) for o in observables])
-    L = n - g
+    if ssd or max([len(parse_pauli(o, n)[0]) for o in observables] + [0]) > n - g:
+        shared_bits = 0  # pages are per rank; X/Y are read within one slice
+    shared_bits = min(shared_bits, g)
+    gx = g - shared_bits  # the rank bits only an exchange reaches
+    L = n - gx
     if kmax > L:
         raise UserError(
             f"a gate or observable acts non-diagonally on {kmax} qubits, but with {ranks} ranks "
@@ -497,10 +518,10 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
     else:
         w = min(block_qubits, L)
         c0, floor = max(0, min(page_qubits, w - kmax)), 0
-    pl = _Planner(n, g, w, c0, fusion_max_qubits, floor, costs)
+    pl = _Planner(n, gx, w, c0, fusion_max_qubits, floor, costs, shared_bits)
     obs_x = [q for o in observables for q in parse_pauli(o, n)[0]]
-    if g and not done:  # a resumed state is in logical order; a fresh one is |0...0>
-        pl.layout = initial_layout(items, n, g, obs_x)
+    if gx and not done:  # a resumed state is in logical order; a fresh one is |0...0>
+        pl.layout = initial_layout(items, n, gx, obs_x)
     pl.run_ops([(i, it) for i, it in enumerate(items) if not done or i not in done])
     pl.expectations(observables)
     if restore:
@@ -510,8 +531,9 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
         n_qubits=n, rank_bits=g, block_qubits=w, page_qubits=c0, steps=pl.steps,
         n_clbits=circ.n_clbits, final_layout=pl.layout.as_tuple(),
         terminal=tuple((phys[m.qubit], m.clbit) for m in terminal), trajectories=trajectories,
-        lower_bound_exchanges=lower_bound_exchanges(items, n, g, obs_x, restore),
+        lower_bound_exchanges=lower_bound_exchanges(items, n, gx, obs_x, restore),
         n_items=len(items), layouts=pl.layouts, page_floor=floor, precision=precision,
+        shared_bits=shared_bits,
     )
     if ssd:
         plan.steps = [attach_inner(s, n, w, block_qubits, page_qubits)
@@ -520,7 +542,7 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
                       "max_gate_moving_qubits": kmax, "storage": "ssd" if ssd else "ram",
                       "fused_ops": dict(sorted(pl.widths.items())),
                       "restore_layout": restore, "cost_model": costs.source,
-                      "precision": precision}
+                      "precision": precision, "shared_rank_bits": shared_bits}
     if ssd:
         plan.decisions.update(inner_block=block_qubits, inner_page=page_qubits)
     return plan
@@ -529,9 +551,9 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
 def restore_steps(plan: Plan, layout: tuple[int, ...]) -> list:
     """Steps that take the state from ``layout`` to logical order (for a checkpoint,
     which always stores logical order so it can resume on any rank count)."""
-    pl = _Planner(plan.n_qubits, plan.rank_bits, plan.block_qubits, plan.page_qubits, 1,
-                  plan.page_floor)
-    pl.layout = Layout.from_phys(layout, plan.local_bits)
+    pl = _Planner(plan.n_qubits, plan.exchange_bits, plan.block_qubits, plan.page_qubits, 1,
+                  plan.page_floor, shared=plan.shared_bits)
+    pl.layout = Layout.from_phys(layout, plan.n_qubits - plan.exchange_bits)
     pl.normalise()
     if plan.page_floor:
         return [attach_inner(s, plan.n_qubits, plan.block_qubits, plan.decisions["inner_block"],

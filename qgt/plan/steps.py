@@ -97,10 +97,17 @@ class Plan:
     layouts: list = field(default_factory=list)  # logical->physical after each step
     page_floor: int = 0  # out of core: the in-page bits (never exchanged); 0 in RAM
     precision: str = "double"  # amplitudes in complex128, or complex64 ("single")
+    shared_bits: int = 0  # low rank bits of one node's shared window (swept in place)
 
     @property
     def local_bits(self) -> int:
+        """The bits of one rank's slice."""
         return self.n_qubits - self.rank_bits
+
+    @property
+    def exchange_bits(self) -> int:
+        """The rank bits that only a global swap reaches (the others are shared)."""
+        return self.rank_bits - self.shared_bits
 
     def counts(self) -> dict:
         c = {"sweeps": 0, "global_swaps": 0, "swapped_bits": 0, "measure_steps": 0, "ops": 0}
@@ -122,6 +129,8 @@ class Plan:
         h.update(repr(shape).encode())
         if self.precision != "double":
             h.update(self.precision.encode())
+        if self.shared_bits:
+            h.update(f"shared{self.shared_bits}".encode())
         for s in self.steps:
             if isinstance(s, Sweep):
                 h.update(repr(("S", s.wbits)).encode())

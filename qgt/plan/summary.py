@@ -38,6 +38,9 @@ def plan_figures(plan: Plan, exchange_buffer_bytes: int = 0, threads: int = 1) -
         "plan_hash": plan.digest(),
         "decisions": dict(plan.decisions),
         "precision": of_plan(plan),
+        "shared_ranks": 1 << plan.shared_bits,
+        "shared_sweeps": sum(1 for s in plan.steps if isinstance(s, Sweep) and s.wbits
+                             and max(s.wbits) >= plan.local_bits),
     } | _tier_figures(plan, c, slice_bytes, exchanged)
 
 
@@ -118,6 +121,9 @@ def format_plan(plan: Plan, figures: dict, verbose: bool = False) -> str:
         ]
     else:
         lines.append(f"  in RAM: {figures['passes']} passes over the slice")
+    if figures["shared_ranks"] > 1:
+        lines.append(f"  shared window: {figures['shared_ranks']} ranks share one node window; "
+                     f"{figures['shared_sweeps']} sweeps reach its shared bits in place")
     t = figures.get("predicted_seconds")
     lines.append(f"  predicted time: {t:.1f} s (from qgt calibrate)" if t is not None else
                  "  predicted time: run 'qgt calibrate' once to measure this machine")

@@ -82,6 +82,68 @@ class Comm:
     def wtime() -> float:
         return MPI.Wtime()
 
+    def shared_window(self, amps: int, dtype) -> SharedWindow:
+        """``amps`` amplitudes of ``dtype`` per rank in one MPI-3 shared-memory window
+        over this node's ranks, contiguous in node-rank order (qgt.runtime.shared)."""
+        return SharedWindow(self.c, amps, dtype)
+
+
+class SharedWindow:
+    """A node's ranks' state slices in one contiguous MPI-3 shared-memory window
+    (``Win.Allocate_shared`` on the node communicator from ``Split_type``), with a
+    chunk counter for sweeps that the node's ranks share (qgt_kern_sweep_shared).
+
+    ``array`` is the whole node's state (every rank's slice, in node-rank order);
+    ``counter`` one int64 that every rank sees.  ``free`` releases both: no view of
+    them may be used after it."""
+
+    def __init__(self, comm, amps: int, dtype):
+        self.node = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+        itemsize = np.dtype(dtype).itemsize
+        self.win = self.cwin = None
+        try:
+            self.win = MPI.Win.Allocate_shared(amps * itemsize, itemsize, comm=self.node)
+            self.cwin = MPI.Win.Allocate_shared(8 if self.node.rank == 0 else 0, 8,
+                                                comm=self.node)
+        except MPI.Exception as e:
+            self.free()
+            raise MemoryError(f"MPI could not allocate a shared-memory window of "
+                              f"{amps * itemsize} bytes per rank: {e.Get_error_string()}") from e
+        size = self.node.size
+        base = MPI.Get_address(self.win.Shared_query(0)[0])
+        if any(MPI.Get_address(self.win.Shared_query(r)[0]) != base + r * amps * itemsize
+               for r in range(size)):
+            self.free()
+            raise MemoryError("the node's shared-memory window is not contiguous")
+        self.array = np.frombuffer(MPI.buffer.fromaddress(base, size * amps * itemsize),
+                                   dtype=dtype)
+        cbase = MPI.Get_address(self.cwin.Shared_query(0)[0])
+        self.counter = np.frombuffer(MPI.buffer.fromaddress(cbase, 8), dtype=np.int64)
+        self.node_rank, self.node_size = self.node.rank, size
+        self.win.Lock_all(MPI.MODE_NOCHECK)  # the MPI-3 model for load/store access
+        self.cwin.Lock_all(MPI.MODE_NOCHECK)
+        self.locked = True
+
+    def barrier(self) -> None:
+        """Every node rank's writes to the window are done and visible to the others."""
+        self.win.Sync()
+        self.cwin.Sync()
+        self.node.Barrier()
+        self.win.Sync()
+        self.cwin.Sync()
+
+    def free(self) -> None:
+        self.array = self.counter = None
+        for w in (self.cwin, self.win):
+            if w is not None:
+                if getattr(self, "locked", False):
+                    w.Unlock_all()
+                w.Free()
+        self.win = self.cwin = None
+        if self.node is not None:
+            self.node.Free()
+            self.node = None
+
 
 def _mpi_type(buf: np.ndarray):
     """The MPI datatype of a state buffer: complex128, or complex64 in single precision."""

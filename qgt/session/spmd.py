@@ -34,7 +34,7 @@ def _n_qubits(circuit) -> int:
 
 def _ram_key(plan) -> tuple:
     """RAM engines are kept between runs per state shape: these plans share buffers."""
-    return (plan.n_qubits, plan.rank_bits, plan.block_qubits)
+    return (plan.n_qubits, plan.rank_bits, plan.block_qubits, plan.shared_bits, plan.precision)
 
 
 class SpmdRanks:
@@ -76,14 +76,17 @@ class SpmdRanks:
 
     def _adjoint(self, task: Task, n_qubits: int) -> bool:
         """Whether the task differentiates and that changes its plan: on the SSD tier the
-        page groups leave room for a second state (lambda); in RAM the plan is the forward
-        runs' (one cache entry for both)."""
+        page groups leave room for a second state (lambda), and the adjoint pass sweeps
+        rank by rank (no shared window); otherwise the plan is the forward runs' (one
+        cache entry for both)."""
         if task.extra.get("adjoint") is None:
             return False
+        from qgt.api import shared_rank_bits
         from qgt.runtime.capacity import choose_tier
 
         args = (self.cfg, n_qubits, self.comm.size, self.comm.local_size, self.threads)
-        return choose_tier(*args) != choose_tier(*args, adjoint=True)
+        return (choose_tier(*args) != choose_tier(*args, adjoint=True)
+                or shared_rank_bits(self.cfg, self.comm.size, self.comm.local_size) > 0)
 
     def _new_entry(self, task: Task, circuit):
         from qgt.api import plan_for
