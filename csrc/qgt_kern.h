@@ -92,12 +92,15 @@ void qgt_kern_prog_free(qgt_kern_prog *prog);
 int qgt_kern_sweep(qgt_amp *state, int L, uint64_t rank_base, const qgt_kern_prog *prog,
                    int nthreads);
 
-/* The same pass, shared with other processes that call it on the same state
- * (a node's MPI-3 shared window): chunks of units are taken from *next, which
- * every caller shares and which reads 0 before the first of them starts.  Each
- * caller returns when no chunk is left; the caller must then synchronise. */
-int qgt_kern_sweep_shared(qgt_amp *state, int L, uint64_t rank_base,
-                          const qgt_kern_prog *prog, int nthreads, int64_t *next);
+/* The same pass over part of the slice, or shared with other processes.
+ * fix_mask: local bits outside W held at fix_val (one part of the slice: the
+ * runtime sweeps the parts a global swap sends first, qgt/runtime/overlap.py);
+ * 0, 0 for the whole slice.  next: NULL, or a counter that several processes
+ * calling this on the same state share (a node's MPI-3 shared window), which
+ * reads 0 before the first of them starts: chunks of units are taken from it,
+ * and each caller returns when none is left (the caller then synchronises). */
+int qgt_kern_sweep_ex(qgt_amp *state, int L, uint64_t rank_base, const qgt_kern_prog *prog,
+                      int nthreads, uint64_t fix_mask, uint64_t fix_val, int64_t *next);
 
 /* Apply a compiled list to ONE gathered unit buffer of 2^w amplitudes whose
  * global base index (rank bits | local bits outside W) is base.  One thread. */

@@ -6,7 +6,7 @@
 #define qgt_kern_compile qgt_kern_compile_f32
 #define qgt_kern_prog_free qgt_kern_prog_free_f32
 #define qgt_kern_sweep qgt_kern_sweep_f32
-#define qgt_kern_sweep_shared qgt_kern_sweep_shared_f32
+#define qgt_kern_sweep_ex qgt_kern_sweep_ex_f32
 #define qgt_kern_apply_block qgt_kern_apply_block_f32
 #define qgt_kern_adjoint_sweep qgt_kern_adjoint_sweep_f32
 #define qgt_kern_marginal qgt_kern_marginal_f32

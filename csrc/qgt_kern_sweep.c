@@ -17,9 +17,10 @@
  * threads (w close to L) they instead share each op inside the one unit,
  * by pinning extra free high bits (qk_apply_op's xfm/xfv).
  *
- * qgt_kern_sweep_shared is the same pass over a node's shared state, worked on
- * by several processes at once: each takes chunks of units from one counter
- * in shared memory, so the processes split the units as threads do.
+ * qgt_kern_sweep_ex sweeps one part of the slice (the units whose fixed bits
+ * read fix_val), and can share the pass with other processes working on the
+ * same state (a node's shared window): each takes chunks of units from one
+ * counter in shared memory, so the processes split the units as threads do.
  */
 #include "qgt_kern_impl.h"
 
@@ -173,10 +174,10 @@ static void run_unit_split(const qgt_kern_prog *p, qk_real *buf, uint64_t base, 
 
 /* One unit of a sweep: in place, or gathered, worked on and scattered back. */
 static inline void sweep_unit(const qgt_kern_prog *p, qk_real *state, qk_real *buf,
-                              uint64_t om, uint64_t rank_base, int64_t u, int inplace,
-                              uint64_t whi, int r)
+                              uint64_t om, uint64_t fv, uint64_t rank_base, int64_t u,
+                              int inplace, uint64_t whi, int r)
 {
-    const uint64_t bl = qk_pdep((uint64_t)u, om), base = rank_base | bl;
+    const uint64_t bl = qk_pdep((uint64_t)u, om) | fv, base = rank_base | bl;
     if (!unit_active(p, base))
         return;
     if (inplace) {
@@ -188,8 +189,8 @@ static inline void sweep_unit(const qgt_kern_prog *p, qk_real *state, qk_real *b
     }
 }
 
-static int sweep_impl(qk_real *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
-                      int nthreads, int64_t *next)
+int qgt_kern_sweep_ex(qk_real *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
+                      int nthreads, uint64_t fix_mask, uint64_t fix_val, int64_t *next)
 {
     if (!state || !p || L < 0 || L > 62 || nthreads < 1)
         return QGT_KERN_ERR_BAD_ARG;
@@ -198,10 +199,14 @@ static int sweep_impl(qk_real *state, int L, uint64_t rank_base, const qgt_kern_
     const int w = p->w;
     if (w > L || (w && p->wmap[w - 1] >= L))
         return QGT_KERN_ERR_BAD_WMAP;
+    if ((fix_mask & ~qk_lowmask(L)) || (fix_mask & p->wmask) || (fix_val & ~fix_mask))
+        return QGT_KERN_ERR_BAD_ARG;
     if (p->nops == 0)
         return QGT_KERN_OK;
-    const uint64_t om = qk_lowmask(L) & ~p->wmask; /* local bits outside W */
-    const int64_t nunits = (int64_t)1 << (L - w);
+    /* local bits outside W that vary from unit to unit (fixed bits pick a part) */
+    const uint64_t om = qk_lowmask(L) & ~p->wmask & ~fix_mask;
+    const int64_t nunits = (int64_t)1 << (L - w - __builtin_popcountll(fix_mask));
+
     int r = 0;
     while (r < w && p->wmap[r] == r)
         r++;
@@ -219,7 +224,7 @@ static int sweep_impl(qk_real *state, int L, uint64_t rank_base, const qgt_kern_
         if (!inplace && !buf)
             return QGT_KERN_ERR_NOMEM;
         for (int64_t u = 0; u < nunits; u++) {
-            const uint64_t bl = qk_pdep((uint64_t)u, om), base = rank_base | bl;
+            const uint64_t bl = qk_pdep((uint64_t)u, om) | fix_val, base = rank_base | bl;
             if (!unit_active(p, base))
                 continue;
             qk_real *b = inplace ? state + 2 * bl : buf;
@@ -257,13 +262,13 @@ static int sweep_impl(qk_real *state, int L, uint64_t rank_base, const qgt_kern_
                     break;
                 const int64_t u1 = u0 + chunk < nunits ? u0 + chunk : nunits;
                 for (int64_t u = u0; ok && u < u1; u++)
-                    sweep_unit(p, state, buf, om, rank_base, u, inplace, whi, r);
+                    sweep_unit(p, state, buf, om, fix_val, rank_base, u, inplace, whi, r);
             }
         } else {
 #pragma omp for schedule(dynamic, chunk)
             for (int64_t u = 0; u < nunits; u++)
                 if (ok)
-                    sweep_unit(p, state, buf, om, rank_base, u, inplace, whi, r);
+                    sweep_unit(p, state, buf, om, fix_val, rank_base, u, inplace, whi, r);
         }
         free(buf);
     }
@@ -273,15 +278,7 @@ static int sweep_impl(qk_real *state, int L, uint64_t rank_base, const qgt_kern_
 int qgt_kern_sweep(qk_real *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
                    int nthreads)
 {
-    return sweep_impl(state, L, rank_base, p, nthreads, NULL);
-}
-
-int qgt_kern_sweep_shared(qk_real *state, int L, uint64_t rank_base, const qgt_kern_prog *p,
-                          int nthreads, int64_t *next)
-{
-    if (!next)
-        return QGT_KERN_ERR_BAD_ARG;
-    return sweep_impl(state, L, rank_base, p, nthreads, next);
+    return qgt_kern_sweep_ex(state, L, rank_base, p, nthreads, 0, 0, NULL);
 }
 
 int qgt_kern_apply_block(qk_real *buf, uint64_t base, const qgt_kern_prog *p)

@@ -40,8 +40,9 @@ cdef extern from "qgt_kern.h" nogil:
     void qgt_kern_prog_free(qgt_kern_prog *prog)
     int qgt_kern_sweep(double *state, int L, uint64_t rank_base, const qgt_kern_prog *prog,
                        int nthreads)
-    int qgt_kern_sweep_shared(double *state, int L, uint64_t rank_base,
-                              const qgt_kern_prog *prog, int nthreads, int64_t *next)
+    int qgt_kern_sweep_ex(double *state, int L, uint64_t rank_base,
+                          const qgt_kern_prog *prog, int nthreads, uint64_t fix_mask,
+                          uint64_t fix_val, int64_t *next)
     int qgt_kern_apply_block(double *buf, uint64_t base, const qgt_kern_prog *prog)
     int qgt_kern_adjoint_sweep(double *psi, double *lam, int L, uint64_t rank_base,
                                const qgt_kern_prog *inv, const qgt_kern_prog *der,
@@ -73,8 +74,9 @@ cdef extern from "qgt_kern_f32_api.h" nogil:
     void qgt_kern_prog_free_f32(qgt_kern_prog_f32 *prog)
     int qgt_kern_sweep_f32(float *state, int L, uint64_t rank_base,
                            const qgt_kern_prog_f32 *prog, int nthreads)
-    int qgt_kern_sweep_shared_f32(float *state, int L, uint64_t rank_base,
-                                  const qgt_kern_prog_f32 *prog, int nthreads, int64_t *next)
+    int qgt_kern_sweep_ex_f32(float *state, int L, uint64_t rank_base,
+                              const qgt_kern_prog_f32 *prog, int nthreads, uint64_t fix_mask,
+                              uint64_t fix_val, int64_t *next)
     int qgt_kern_apply_block_f32(float *buf, uint64_t base, const qgt_kern_prog_f32 *prog)
     int qgt_kern_adjoint_sweep_f32(float *psi, float *lam, int L, uint64_t rank_base,
                                    const qgt_kern_prog_f32 *inv, const qgt_kern_prog_f32 *der,

@@ -268,9 +268,13 @@ cdef class OpList:
         return prog
 
 
-def sweep(state, L, rank_base, wmap, OpList ops not None, nthreads, counter=None):
+def sweep(state, L, rank_base, wmap, OpList ops not None, nthreads, counter=None,
+          fixed=(0, 0)):
     """Apply ``ops`` to the whole slice (2^L amplitudes) in one cache-blocked pass
     over units of the working set ``wmap`` (ascending physical local bits).
+
+    ``fixed``: (mask, value) of local bits outside ``wmap``: only the units whose
+    bits in ``mask`` read ``value`` (one part of the slice).
 
     ``counter``: a one-element int64 array in memory shared with other processes
     that sweep the same state at the same time (a node's shared window; it must
@@ -283,6 +287,7 @@ def sweep(state, L, rank_base, wmap, OpList ops not None, nthreads, counter=None
         raise InternalError(f"state has {state.shape[0]} amplitudes, expected 2^{L_}")
     cdef uint64_t rb = _u64(rank_base, "rank_base")
     cdef int nt = _int(nthreads, "nthreads", 1, 1 << 16)
+    cdef uint64_t fm = _u64(fixed[0], "fixed mask"), fv = _u64(fixed[1], "fixed value")
     cdef int64_t *nxt = NULL
     if counter is not None:
         nxt = <int64_t *>_data(counter, "counter", np.dtype(np.int64), True)
@@ -292,17 +297,11 @@ def sweep(state, L, rank_base, wmap, OpList ops not None, nthreads, counter=None
     if single:
         prog32 = ops._prog32_for(wmap)
         with nogil:
-            if nxt == NULL:
-                rc = qgt_kern_sweep_f32(<float *>p, L_, rb, prog32.ptr, nt)
-            else:
-                rc = qgt_kern_sweep_shared_f32(<float *>p, L_, rb, prog32.ptr, nt, nxt)
+            rc = qgt_kern_sweep_ex_f32(<float *>p, L_, rb, prog32.ptr, nt, fm, fv, nxt)
     else:
         prog = ops._prog_for(wmap)
         with nogil:
-            if nxt == NULL:
-                rc = qgt_kern_sweep(<double *>p, L_, rb, prog.ptr, nt)
-            else:
-                rc = qgt_kern_sweep_shared(<double *>p, L_, rb, prog.ptr, nt, nxt)
+            rc = qgt_kern_sweep_ex(<double *>p, L_, rb, prog.ptr, nt, fm, fv, nxt)
     _check(rc)
 
 

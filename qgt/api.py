@@ -244,9 +244,10 @@ def _engine(plan, comm, threads: int, cfg: Config, rng, prefetch_depth: int | No
         from qgt.runtime.shared import SharedEngine
 
         return _agreed(comm, lambda: SharedEngine(plan, comm, threads, cfg.exchange_chunk,
-                                                  rng, cfg.huge_pages))
+                                                  rng, cfg.huge_pages, cfg.overlap_swaps))
     if not plan.page_floor:
-        return Engine(plan, comm, threads, cfg.exchange_chunk, rng, cfg.huge_pages)
+        return Engine(plan, comm, threads, cfg.exchange_chunk, rng, cfg.huge_pages,
+                      cfg.overlap_swaps)
     from qgt.runtime.ooc import OocEngine
 
     return _agreed(comm, lambda: OocEngine(

@@ -312,6 +312,10 @@ class Config:
         "in one MPI-3 shared-memory window: sweeps then reach every qubit in place, the "
         "ranks sharing each sweep's units as threads do, and no global swap is needed "
         "(docs/architecture.md). false = each rank its own slice, exchanged through MPI.")
+    overlap_swaps: bool = _key(_RUN, Bool(), True,
+        "In RAM, when a sweep is followed by a global swap that leaves its working set "
+        "alone, sweep the part of the slice the swap keeps in a second thread while the "
+        "exchange runs (docs/architecture.md).")
     exchange_chunk: int = _key(_RUN, Size(lo=4096, multiple_of=16), "16MiB",
         "Size of one MPI message of a global swap; sends and receives are pipelined "
         "chunk by chunk.")

@@ -22,7 +22,7 @@ def main() -> None:
                            seed=job.get("seed"), statevector=job.get("statevector"))
         out[job["name"]] = {"counts": res.counts, "expect": res.expectation_values,
                             "plan": res.plan, "bytes": res.bytes_exchanged_per_rank,
-                            "peak": res.peak_memory_per_rank}
+                            "peak": res.peak_memory_per_rank, "io": res.metadata["io"]}
     if MPI.COMM_WORLD.Get_rank() == 0:
         json.dump(out, open(sys.argv[2], "w"))
 

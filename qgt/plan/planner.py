@@ -135,8 +135,11 @@ class _Planner:
         # so that the exchange also moves them towards the final (identity) layout
         home = self._final_labels(items)
         # (bits above the run bits pack into the exchange in long contiguous runs)
-        evictable.sort(key=lambda q: (-nxt.get(q, _NO_USE), home[q] < self.L,
-                                      lay.phys[q] < self.c0, -lay.phys[q]))
+        # then bits the last sweep left alone: it can then sweep the part the swap keeps
+        # while the swap runs (qgt.runtime.overlap)
+        last = self.steps[-1].wbits if self.steps and isinstance(self.steps[-1], Sweep) else ()
+        evictable.sort(key=lambda q: (-nxt.get(q, _NO_USE), lay.phys[q] in last,
+                                      home[q] < self.L, lay.phys[q] < self.c0, -lay.phys[q]))
         k = min(len(incoming), len(evictable), self.g)
         first_needed = [q for q in needed if not lay.is_local(q)]
         if k < len(first_needed):

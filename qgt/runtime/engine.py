@@ -19,6 +19,7 @@ from qgt.obs import trace
 from qgt.plan.steps import DENSE, DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
 from qgt.precision import dtype, of_plan
 from qgt.runtime.exchange import Exchanger
+from qgt.runtime.overlap import alongside, split_for
 from qgt.runtime.pagestore import aligned_empty
 
 SMALL_SLICE_BITS = 14  # below 2^14 amplitudes a rank runs its kernels on one thread
@@ -48,8 +49,13 @@ class Engine:
     storage = "ram"
 
     def __init__(self, plan, comm, threads: int, exchange_chunk: int, rng: np.random.Generator,
-                 huge_pages: bool = False):
+                 huge_pages: bool = False, overlap: bool = True):
         self.huge_pages = huge_pages
+        # a sweep followed by a global swap sweeps the kept part during the exchange
+        self.overlap = overlap and comm.size > 1
+        self._next_step = None  # the plan step after the one running (timed_step)
+        self._deferred = None  # (Split, wbits, packed ops): the kept part, not yet swept
+        self.overlapped_swaps = 0
         self.plan = plan
         self.dtype = dtype(of_plan(plan))  # complex128, or complex64 in single precision
         self.comm = comm
@@ -81,7 +87,22 @@ class Engine:
         packed = pack(ops)
         if whole:  # the adjoint pass walks these back (packed_ops)
             self._packed[id(step)] = (step, packed)
-        _kern.sweep(self.state, self.L, self.base, list(step.wbits), packed, self.threads)
+        split = split_for(step.wbits, self._next_step, self.L, self.comm.rank) \
+            if self.overlap else None
+        if split is None:
+            _kern.sweep(self.state, self.L, self.base, list(step.wbits), packed, self.threads)
+            return
+        for fixed in split.sent:  # the parts the next global swap sends: now
+            _kern.sweep(self.state, self.L, self.base, list(step.wbits), packed, self.threads,
+                        fixed=fixed)
+        self._deferred = (split, list(step.wbits), packed)  # the kept part: during it
+
+    def _sweep_kept(self) -> None:
+        """Sweep the part a deferred sweep left (qgt.runtime.overlap)."""
+        split, wbits, packed = self._deferred
+        self._deferred = None
+        _kern.sweep(self.state, self.L, self.base, wbits, packed, self.threads,
+                    fixed=split.kept)
 
     def packed_ops(self, step: Sweep) -> _kern.OpList:
         """``step``'s ops as this run's sweep packed them (all of them ran), else packed
@@ -90,7 +111,20 @@ class Engine:
         return held[1] if held is not None and held[0] is step else pack(step.ops)
 
     def _global_swap(self, pairs) -> None:
-        self.exchanger.global_swap(self.state, self.L, pairs)
+        def exchange() -> None:
+            self.exchanger.global_swap(self.state, self.L, pairs)
+
+        if self._deferred is not None and self._deferred[0].pairs == tuple(pairs):
+            alongside(self._sweep_kept, exchange)
+            self.overlapped_swaps += 1
+        else:
+            self.settle()
+            exchange()
+
+    def settle(self) -> None:
+        """Finish a sweep deferred for overlap, so that the whole slice is current."""
+        if self._deferred is not None:
+            self._sweep_kept()
 
     def _marginal(self, bits) -> np.ndarray:
         return _kern.marginal(self.state, self.L, self.base, list(bits), self.threads)
@@ -121,13 +155,15 @@ class Engine:
 
     def io_report(self) -> dict:
         """What this rank moved and held (the result's metadata)."""
-        return {**self.bytes_moved(), "buffer_bytes": self.exchanger.buffer_bytes}
+        return {**self.bytes_moved(), "buffer_bytes": self.exchanger.buffer_bytes,
+                "overlapped_swaps": self.overlapped_swaps}
 
     def close(self) -> None:
         pass
 
     # ---- steps ---------------------------------------------------------------------
     def reset_state(self) -> None:
+        self._deferred = None
         self._set_zero_state()
         self.clbits = 0
         self.pending: list[PhysOp] = []
@@ -145,8 +181,13 @@ class Engine:
         before, moved = dict(self.timings), self.bytes_moved()
         t = time.perf_counter()
         cat = "step" if isinstance(step, (Sweep, GlobalSwap)) else "reduction"
-        with trace.span(type(step).__name__, cat, {"step": i}):
-            self.run_step(step)
+        nxt = self.plan.steps[i + 1] if i + 1 < len(self.plan.steps) else None
+        self._next_step = nxt if self.plan.steps[i] is step else None
+        try:
+            with trace.span(type(step).__name__, cat, {"step": i}):
+                self.run_step(step)
+        finally:
+            self._next_step = None
         rec = self.step_log.setdefault(i, {"seconds": 0.0})
         rec["seconds"] += time.perf_counter() - t
         for k, v in self.timings.items():
@@ -161,7 +202,10 @@ class Engine:
         if isinstance(step, Sweep):
             self._sweep(step)
             return
-        self.flush()
+        self._next_step = None  # collapses applied below are not followed by this step
+        if not isinstance(step, GlobalSwap):
+            self.settle()
+        self._apply_pending()
         if isinstance(step, GlobalSwap):
             t = time.perf_counter()
             self._global_swap(step.pairs)
@@ -174,7 +218,12 @@ class Engine:
             raise InternalError(f"unknown plan step {type(step).__name__}")
 
     def flush(self) -> None:
-        """Apply collapses still pending from a measurement (before data moves)."""
+        """Bring the slice up to date: a sweep deferred for overlap, then collapses still
+        pending from a measurement (before data moves or is read)."""
+        self.settle()
+        self._apply_pending()
+
+    def _apply_pending(self) -> None:
         if self.pending:
             self._sweep(Sweep(tuple(range(min(self.plan.block_qubits, self.L))), ()))
 
