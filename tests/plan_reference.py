@@ -13,6 +13,10 @@ import numpy as np
 from qgt.plan.steps import DENSE, DIAG, SWAPBITS, ExpectStep, GlobalSwap, Sweep
 
 
+def set_bits(bits) -> int:
+    return sum(1 << b for b in bits)
+
+
 def _axis(n: int, bit: int) -> int:
     return n - 1 - bit  # reshape((2,)*n) puts the most significant bit first
 
@@ -58,8 +62,11 @@ def run_plan(plan, check: bool = True, initial=None) -> tuple[np.ndarray, dict]:
     for s in plan.steps:
         if isinstance(s, Sweep):
             if check:
-                assert all(b < L for b in s.wbits), (s.wbits, L)
+                assert all(b < n - plan.exchange_bits for b in s.wbits), (s.wbits, L)
                 assert len(s.wbits) == len(set(s.wbits))
+                # the bits the sweep may skip as |0> are |0>: their amplitudes are zero
+                assert not s.zero_mask & set_bits(s.wbits)
+                assert not np.any(psi[(np.arange(1 << n) & s.zero_mask) != 0]), s.zero_mask
             if s.inner:
                 psi = _run_inner(psi, n, s, check)
                 continue
@@ -70,7 +77,7 @@ def run_plan(plan, check: bool = True, initial=None) -> tuple[np.ndarray, dict]:
         elif isinstance(s, GlobalSwap):
             for p, r in s.pairs:
                 if check:
-                    assert plan.page_floor <= p < L <= r, s  # whole pages move
+                    assert plan.page_floor <= p < n - plan.exchange_bits <= r, s
                 t = psi.reshape((2,) * n)
                 psi = np.swapaxes(t, _axis(n, p), _axis(n, r)).reshape(-1).copy()
         elif isinstance(s, ExpectStep):

@@ -79,7 +79,7 @@ def test_ranks_on_one_node_share_a_window_unless_told_not_to(run):
             assert plan["global_swaps"] == 0 and out[circuit]["bytes"] == 0
     if ranks > 1 and not shared:
         assert any(out[c]["plan"]["global_swaps"] > 0 for c in CIRCUITS)
-    if ranks > 1 and not shared and cfg.get("block_qubits", 16) < 10:
+    if ranks > 1 and not shared and cfg.get("block_qubits", 16) < 10 and "storage" not in cfg:
         # some sweep hands the part its global swap keeps to a thread during the exchange
         assert any(io["overlapped_swaps"] > 0 for c in CIRCUITS for io in out[c]["io"])
 

@@ -249,3 +249,32 @@ def test_the_lower_bound_follows_wires_through_swap_relabellings():
     for restore in (False, True):
         plan = make_plan(circ, 2, block_qubits=2, page_qubits=0, restore=restore)
         assert plan.lower_bound_exchanges <= plan.counts()["global_swaps"] == 0
+
+
+def test_sweeps_skip_the_qubits_still_in_zero():
+    # GHZ: the first sweep's 16 bits are all it touches; the 10 above still hold |0>,
+    # so it sweeps 1/1024 of the state.  The second sweep's outside bits are all touched.
+    plan = make_plan(load_circuit("ghz:26"), 1)
+    first, second = [s for s in plan.steps if isinstance(s, Sweep)]
+    assert first.zero_mask == sum(1 << b for b in range(26) if b not in first.wbits)
+    assert second.zero_mask == 0
+
+
+def test_zero_bits_follow_global_swaps_and_stop_at_expectations():
+    qc = QuantumCircuit(8)
+    qc.h(0)
+    qc.cx(0, 7)  # q7 starts on a rank bit or comes local through a swap
+    qc.swap(1, 2)  # a relabelling: the restore after the expectation swaps bits 1 and 2
+    plan = make_plan(lower(qc), 4, block_qubits=4, page_qubits=1, observables=["XIIIIIIX"])
+    psi, _ = run_plan(plan)  # checks every sweep's zero bits really are zero
+    assert np.allclose(psi, Statevector(qc).data)
+    assert any(s.zero_mask for s in plan.steps if isinstance(s, Sweep))
+    after = plan.steps[next(i for i, s in enumerate(plan.steps) if type(s).__name__
+                            == "ExpectStep"):]
+    assert [s.zero_mask for s in after if isinstance(s, Sweep)] == [0]
+
+
+def test_a_resumed_plan_assumes_nothing_is_zero():
+    circ = load_circuit("qft:12")
+    plan = make_plan(circ, 2, block_qubits=4, page_qubits=1, done={0, 1})
+    assert all(s.zero_mask == 0 for s in plan.steps if isinstance(s, Sweep))

@@ -21,6 +21,7 @@ the *moving* (non-diagonal) targets of a gate constrain where it can run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -92,10 +93,36 @@ class _Planner:
         self.costs = costs
         self.steps: list = []
         self.layouts: list[tuple[int, ...]] = []  # the layout after each step
+        # physical bits still |0> (make_plan starts from |0...0>; a restore or an inner
+        # plan knows nothing of its state)
+        self.zero: set[int] = set()
 
     def emit(self, step) -> None:
+        if isinstance(step, Sweep):
+            step = self._note_zero(step)
+        elif isinstance(step, GlobalSwap):
+            for a, b in step.pairs:
+                self._swap_zero(a, b)
+        elif isinstance(step, ExpectStep):
+            self.zero = set()  # the adjoint pass relayouts lambda = O psi after it
         self.steps.append(step)
         self.layouts.append(self.layout.as_tuple())
+
+    def _swap_zero(self, a: int, b: int) -> None:
+        za, zb = a in self.zero, b in self.zero
+        self.zero -= {a, b}
+        self.zero |= ({b} if za else set()) | ({a} if zb else set())
+
+    def _note_zero(self, step: Sweep) -> Sweep:
+        """``step`` with the bits outside its working set that hold |0> as it starts;
+        then the bits its non-diagonal ops touch no longer do."""
+        mask = sum(1 << b for b in self.zero if b not in step.wbits)
+        for op in step.ops:
+            if op.kind == DENSE:
+                self.zero -= set(op.targets)
+            elif op.kind == SWAPBITS:
+                self._swap_zero(*op.targets)
+        return dataclasses.replace(step, zero_mask=mask) if mask else step
 
     # ---- lookahead -------------------------------------------------------------
     def _upcoming(self, items, limit: int) -> list[int]:
@@ -523,8 +550,10 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
         c0, floor = max(0, min(page_qubits, w - kmax)), 0
     pl = _Planner(n, gx, w, c0, fusion_max_qubits, floor, costs, shared_bits)
     obs_x = [q for o in observables for q in parse_pauli(o, n)[0]]
-    if gx and not done:  # a resumed state is in logical order; a fresh one is |0...0>
-        pl.layout = initial_layout(items, n, gx, obs_x)
+    if not done:  # a resumed state is in logical order; a fresh one is |0...0>
+        pl.zero = set(range(n))
+        if gx:
+            pl.layout = initial_layout(items, n, gx, obs_x)
     pl.run_ops([(i, it) for i, it in enumerate(items) if not done or i not in done])
     pl.expectations(observables)
     if restore:

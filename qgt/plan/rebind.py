@@ -54,7 +54,7 @@ def _rebuilt(op: PhysOp, matrices: dict[int, np.ndarray]) -> PhysOp:
 def _inner(step: Sweep, outer: tuple[PhysOp, ...], changed: set[int]) -> Sweep:
     ops = tuple(_with_matrix(op, outer[op.src[0][0]].matrix)
                 if op.src and op.src[0][0] in changed else op for op in step.ops)
-    return Sweep(step.wbits, ops, step.items, step.inner, step.vmap)
+    return dataclasses.replace(step, ops=ops)
 
 
 def rebind(plan: Plan, matrices: dict[int, np.ndarray]) -> Plan:
@@ -67,7 +67,7 @@ def rebind(plan: Plan, matrices: dict[int, np.ndarray]) -> Plan:
             ops = tuple(_rebuilt(op, matrices) for op in s.ops)
             changed = {j for j, (a, b) in enumerate(zip(s.ops, ops)) if a is not b}
             inner = tuple(_inner(i, ops, changed) for i in s.inner)
-            s = Sweep(s.wbits, ops, s.items, inner, s.vmap)
+            s = dataclasses.replace(s, ops=ops, inner=inner)
         steps.append(s)
     return dataclasses.replace(plan, steps=steps)
 

@@ -46,6 +46,10 @@ class Sweep:
     items: tuple[int, ...] = ()  # the circuit items this sweep completes
     inner: tuple = ()  # out of core: sweeps over the page-group buffer (virtual bits)
     vmap: tuple[int, ...] = ()  # out of core: physical bit -> virtual bit
+    # physical bits outside wbits that still hold |0> (no non-diagonal op has touched
+    # them since |0...0>): amplitudes where one of them reads 1 are zero, stay zero,
+    # and are not swept
+    zero_mask: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ class Plan:
             h.update(f"shared{self.shared_bits}".encode())
         for s in self.steps:
             if isinstance(s, Sweep):
-                h.update(repr(("S", s.wbits)).encode())
+                h.update(repr(("S", s.wbits) + ((s.zero_mask,) if s.zero_mask else ())).encode())
                 for op in s.ops:
                     h.update(repr((op.kind, op.targets, op.ctrl_mask, op.ctrl_val,
                                    op.condition)).encode())

@@ -33,6 +33,16 @@ def condition_holds(cond, clbits: int) -> bool:
     return (got == cond.value) == getattr(cond, "equal", True)
 
 
+def zero_parts(zero_mask: int, L: int, base: int, parts) -> list[tuple[int, int]]:
+    """The (fixed mask, value) parts of a slice to sweep, with the local bits known to
+    hold |0> (``Sweep.zero_mask``) fixed at 0: a part where such a bit reads 1, or a
+    slice whose rank bits do, holds only zeros, which every op leaves zero."""
+    if base & zero_mask:
+        return []
+    z = zero_mask & ((1 << L) - 1)
+    return [(m | z, v) for m, v in parts if not v & z]
+
+
 def kernel_op(op: PhysOp, matrix=None) -> tuple:
     """``op`` (or ``matrix`` on its targets and controls) as a qgt_kern op tuple."""
     return (_KIND[op.kind], op.targets, op.ctrl_mask, op.ctrl_val,
@@ -89,20 +99,22 @@ class Engine:
             self._packed[id(step)] = (step, packed)
         split = split_for(step.wbits, self._next_step, self.L, self.comm.rank) \
             if self.overlap else None
-        if split is None:
-            _kern.sweep(self.state, self.L, self.base, list(step.wbits), packed, self.threads)
-            return
-        for fixed in split.sent:  # the parts the next global swap sends: now
-            _kern.sweep(self.state, self.L, self.base, list(step.wbits), packed, self.threads,
-                        fixed=fixed)
-        self._deferred = (split, list(step.wbits), packed)  # the kept part: during it
+        wbits = list(step.wbits)
+        for fixed in zero_parts(step.zero_mask, self.L, self.base,
+                                split.sent if split else [(0, 0)]):
+            _kern.sweep(self.state, self.L, self.base, wbits, packed, self.threads,
+                        fixed=fixed)  # with an overlap, the parts the swap sends: now
+        if split is not None:  # the part it keeps: during the swap
+            self._deferred = (split.pairs, wbits, packed,
+                              zero_parts(step.zero_mask, self.L, self.base, [split.kept]))
 
     def _sweep_kept(self) -> None:
         """Sweep the part a deferred sweep left (qgt.runtime.overlap)."""
-        split, wbits, packed = self._deferred
+        _, wbits, packed, kept = self._deferred
         self._deferred = None
-        _kern.sweep(self.state, self.L, self.base, wbits, packed, self.threads,
-                    fixed=split.kept)
+        for fixed in kept:
+            _kern.sweep(self.state, self.L, self.base, wbits, packed, self.threads,
+                        fixed=fixed)
 
     def packed_ops(self, step: Sweep) -> _kern.OpList:
         """``step``'s ops as this run's sweep packed them (all of them ran), else packed
@@ -114,7 +126,7 @@ class Engine:
         def exchange() -> None:
             self.exchanger.global_swap(self.state, self.L, pairs)
 
-        if self._deferred is not None and self._deferred[0].pairs == tuple(pairs):
+        if self._deferred is not None and self._deferred[0] == tuple(pairs):
             alongside(self._sweep_kept, exchange)
             self.overlapped_swaps += 1
         else:

@@ -24,7 +24,7 @@ import os
 
 from qgt import _kern
 from qgt.errors import UserError
-from qgt.runtime.engine import Engine, pack
+from qgt.runtime.engine import Engine, pack, zero_parts
 from qgt.runtime.exchange import Exchanger
 
 SHM_DIR = "/dev/shm"  # where MPICH (and Open MPI) back shared windows
@@ -64,12 +64,14 @@ class SharedEngine(Engine):
         ops, self.pending = self.pending + ops, []
         packed = pack(ops)
         w = self.window
-        if w.node_rank == 0:
-            w.counter[0] = 0  # nobody reads it between the last sweep's barrier and this one
-        w.barrier()
-        _kern.sweep(w.array, self.node_L, self.node_base, list(step.wbits), packed,
-                    self.threads, w.counter)
-        w.barrier()
+        parts = zero_parts(step.zero_mask, self.node_L, self.node_base, [(0, 0)])
+        for fixed in parts:  # (the same on every rank of the node)
+            if w.node_rank == 0:
+                w.counter[0] = 0  # nobody reads it between the last barrier and the next
+            w.barrier()
+            _kern.sweep(w.array, self.node_L, self.node_base, list(step.wbits), packed,
+                        self.threads, w.counter, fixed)
+            w.barrier()
 
     def io_report(self) -> dict:
         return {**super().io_report(), "shared_window_bytes": self.state.nbytes
