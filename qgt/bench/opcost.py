@@ -66,9 +66,13 @@ def measure(threads: int, n: int = PROBE_QUBITS, wbits: int = 14) -> dict:
         dense.append(per_op(ops))
     perm = per_op([(0, (int(rng.integers(2, wbits)),), 1 << 1, 1 << 1, _X)
                    for _ in range(OPS_PER_SWEEP)])
+    perm_block = per_op([(0, tuple(sorted(rng.choice(np.arange(2, wbits), 5, replace=False))),
+                          0, 0, np.eye(32, dtype=complex)[rng.permutation(32)])
+                         for _ in range(OPS_PER_SWEEP)])
     diag = per_op([(1, tuple(range(4, 8)), 0, 0, np.exp(1j * rng.random(16)))
                    for _ in range(OPS_PER_SWEEP)])
-    return {"dense": dense, "permutation": perm, "diagonal": diag, "threads": threads,
+    return {"dense": dense, "permutation": perm, "permutation_block": perm_block,
+            "diagonal": diag, "threads": threads,
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
@@ -93,6 +97,8 @@ def cost_model() -> CostModel:
         if res:
             return CostModel(dense=tuple(float(x) for x in res["dense"]),
                              permutation=float(res["permutation"]),
+                             permutation_block=float(res.get(
+                                 "permutation_block", DEFAULT_COSTS.permutation_block)),
                              diagonal=float(res["diagonal"]),
                              source=f"measured {res['measured_at']}")
     except Exception:  # a missing, old or hand-edited file: never break planning
@@ -103,4 +109,6 @@ def cost_model() -> CostModel:
 def format_costs(res: dict) -> str:
     dense = ", ".join(f"{k}q {v:.0f}" for k, v in enumerate(res["dense"]) if k)
     return (f"  kernel costs (ms per op at 2^26 amplitudes, {res['threads']} threads): dense "
-            f"{dense}; permutation {res['permutation']:.0f}; phase table {res['diagonal']:.0f}")
+            f"{dense}; permutation {res['permutation']:.0f} (a 5-qubit block "
+            f"{res.get('permutation_block', float('nan')):.0f}); phase table "
+            f"{res['diagonal']:.0f}")

@@ -39,6 +39,8 @@ class CostModel:
 
     dense: tuple[float, ...] = (0.0, 20.0, 46.0, 150.0, 270.0, 480.0, 980.0)
     permutation: float = 10.0  # X, CX, SWAP: moves amplitudes, no arithmetic
+    # a fused permutation of up to MAX_PERM_BITS bits (a CX chain): one sparse pass
+    permutation_block: float = 20.0
     diagonal: float = 14.0  # any phase table up to MAX_DIAG_BITS bits
     source: str = "built-in"
 
@@ -67,6 +69,7 @@ class _Block:
     cost: float
     op: PhysOp | None  # the original op while nothing merged into it
     parts: list = field(default_factory=list)  # (matrix, own) in order of application
+    perm: bool = False  # a dense block that only moves amplitudes (X, CX, SWAP, chains)
     src: list = field(default_factory=list)  # (item, own)
     names: list = field(default_factory=list)
 
@@ -103,7 +106,8 @@ class _Fuser:
         else:
             fusable &= len(bits) <= MAX_DIAG_BITS
             cost = self.costs.diagonal
-        b = _Block(op.kind if fusable else "barrier", bits, cost, op)
+        b = _Block(op.kind if fusable else "barrier", bits, cost, op,
+                   perm=op.kind == DENSE and is_permutation(op.matrix))
         if fusable:
             (item, own), = op.src
             if ctrls:
@@ -119,9 +123,17 @@ class _Fuser:
         bits = a.bits | b.bits
         if a.kind == DIAG and b.kind == DIAG:
             return (DIAG, self.costs.diagonal) if len(bits) <= MAX_DIAG_BITS else None
-        if bits <= self.w and len(bits) <= self.max_qubits:
-            return DENSE, self.costs.of_dense(len(bits))
-        return None
+        cost = self._dense_cost(bits, a.perm and b.perm)
+        return None if cost is None else (DENSE, cost)
+
+    def _dense_cost(self, bits, perm: bool) -> float | None:
+        """The cost of one dense block on ``bits`` (a permutation when ``perm``), or None
+        when there can be no such block."""
+        if not bits <= self.w or len(bits) > self.max_qubits:
+            return None
+        if perm:
+            return self.costs.permutation if len(bits) <= 2 else self.costs.permutation_block
+        return self.costs.of_dense(len(bits))
 
     @staticmethod
     def _absorb(into: _Block, other: _Block, kind: str, cost: float, after: bool) -> None:
@@ -133,6 +145,7 @@ class _Fuser:
             into.parts, into.src = other.parts + into.parts, other.src + into.src
             into.names = other.names + into.names
         into.kind, into.bits, into.cost, into.op = kind, into.bits | other.bits, cost, None
+        into.perm = into.perm and other.perm
 
     # ---- placing ------------------------------------------------------------------
     def _note(self, j: int, b: _Block) -> None:
@@ -206,10 +219,10 @@ class _Fuser:
             return
         waiting = [self.pending[q] for q in sorted(b.bits) if q in self.pending]
         if b.kind == DENSE and waiting:
-            merged = self._merged_cost(b, b)
-            if merged and merged[1] <= b.cost + sum(p.cost for p in waiting):
+            cost = self._dense_cost(b.bits, b.perm and all(p.perm for p in waiting))
+            if cost is not None and cost <= b.cost + sum(p.cost for p in waiting):
                 for p in waiting:
-                    self._absorb(b, p, DENSE, merged[1], after=False)
+                    self._absorb(b, p, DENSE, cost, after=False)
                     del self.pending[min(p.bits)]
         self._flush(b.bits)
         self.place(b)

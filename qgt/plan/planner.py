@@ -548,7 +548,9 @@ def make_plan(circ: Circuit, ranks: int, block_qubits: int = 16, page_qubits: in
     else:
         w = min(block_qubits, L)
         c0, floor = max(0, min(page_qubits, w - kmax)), 0
-    pl = _Planner(n, gx, w, c0, fusion_max_qubits, floor, costs, shared_bits)
+    # out of core a fused block must fit the inner plan's working set too
+    fmax = min(fusion_max_qubits, block_qubits) if ssd else fusion_max_qubits
+    pl = _Planner(n, gx, w, c0, fmax, floor, costs, shared_bits)
     obs_x = [q for o in observables for q in parse_pauli(o, n)[0]]
     if not done:  # a resumed state is in logical order; a fresh one is |0...0>
         pl.zero = set(range(n))
