@@ -68,3 +68,14 @@ def test_an_unknown_peer_is_a_clear_error():
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2
     assert "unknown peer(s) ['qiskit']" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_the_floor_counts_only_the_part_of_a_sweep_it_touches():
+    from qgt.bench.floor import plan_work
+    from qgt.frontend import load_circuit
+    from qgt.plan import make_plan
+
+    # GHZ-26: the first sweep's outside bits are all |0> (1/1024 of a pass), the second
+    # sweeps everything
+    work = plan_work(make_plan(load_circuit("ghz:26"), 1, restore=False))
+    assert work["passes"] == 1 + 2.0 ** -10

@@ -4,7 +4,8 @@ Called by ``qgt bench --peers``.  Two lower bounds, each measured here with qgt'
 kernels on a state of the benchmark's size:
 
 - memory: the plan's passes times one in-place read+write pass over the state's bytes
-  (``qgt.bench.calibrate``'s memory pass, on all threads);
+  (``qgt.bench.calibrate``'s memory pass, on all threads); a sweep that skips the
+  qubits still in |0> counts as the part of a pass it touches;
 - arithmetic: the plan's complex multiply-adds (2^k per amplitude for a k-qubit dense
   block, one for a phase table; permutations none) at the kernels' peak rate, the best
   of dense 1- to 4-qubit op lists on a cache-resident working set.
@@ -57,14 +58,16 @@ def machine_rates(n: int, threads: int, wbits: int = 14, dtype=np.complex128) ->
 
 def plan_work(plan) -> dict:
     """Passes and complex multiply-adds (all ranks together) of a plan."""
-    amps = 1 << plan.n_qubits
-    madds = 0
-    passes = 0
+    madds = 0.0
+    passes = 0.0
     for s in plan.steps:
         if not isinstance(s, Sweep):
             passes += 1  # an exchange reads and writes the slices too
             continue
-        passes += 1
+        # a sweep touches only the part where the bits still in |0> read 0
+        part = 2.0 ** -bin(s.zero_mask).count("1")
+        amps = part * (1 << plan.n_qubits)
+        passes += part
         for op in s.ops:
             if op.kind == DENSE and not is_permutation(op.matrix):
                 madds += amps * (1 << len(op.targets))
