@@ -49,7 +49,8 @@ def test_progress_key_and_bar_on_a_terminal():
 
 def test_api_progress_callback_on_rank_0_only(tmp_path):
     cfg = tmp_path / "c.json"
-    cfg.write_text(json.dumps({"block_qubits": 6, "page_qubits": 2}))
+    # exchanges through MPI (not the node's shared window), so that there are global swaps
+    cfg.write_text(json.dumps({"block_qubits": 6, "page_qubits": 2, "shared_memory": False}))
     p = run_mpi(2, [sys.executable, str(ROOT / "tests" / "obs_driver.py"), "ghz:12", str(cfg),
                     str(tmp_path)])
     assert p.returncode == 0, p.stderr
