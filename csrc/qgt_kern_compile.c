@@ -7,7 +7,8 @@
  *   - an exact X, or SWAPBITS on two high bits, moves runs (QK_MOVE);
  *     SWAPBITS of a low and a high bit is a lane blend (QK_LSWAP);
  *   - dense 1- and 2-qubit ops on high bits get register-resident kernels,
- *     with a half-cost variant for real matrices (h, ry, real blocks);
+ *     with half-cost variants for real matrices (h, ry, real blocks) and for
+ *     1-qubit ones with a real diagonal and an imaginary off-diagonal (rx);
  *   - targets below QK_LVW live inside one vector, so 1- and 2-qubit ops on
  *     them get lane-varying coefficients and partners from lane shuffles;
  *     bigger ops first swap those bits with free high bits (compile_expand);
@@ -159,6 +160,8 @@ static int compile_uniform(qk_op *op, int nt, const double *m)
     op->real = 1;
     for (int i = 0; i < t; i++)
         op->real &= op->ci[i] == 0.0;
+    op->xrot = nt == 1 && !op->real && op->ci[0] == 0.0 && op->ci[3] == 0.0 &&
+               op->cr[1] == 0.0 && op->cr[2] == 0.0;
     op->dense = t == dim * dim;
     return QGT_KERN_OK;
 }

@@ -16,6 +16,8 @@
 
 /* ---- dense 1-qubit, target high: 2x2 complex on vector pairs ---------- */
 
+/* real: 1 (a real matrix), 2 (real diagonal, imaginary off-diagonal: rx and its
+ * products with X), or 0 (any complex matrix) */
 QK_INLINE void d1h_loop(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv,
                         const int lsel, const int real)
 {
@@ -37,10 +39,14 @@ QK_INLINE void d1h_loop(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint6
             qk_real *p0 = p + i, *p1 = p0 + st;
             const qk_vd x0 = qk_ld(p0), x1 = qk_ld(p1);
             qk_vd y0, y1;
-            if (real) {
+            if (real == 1) {
                 /* real matrices (h, ry, fused real blocks): half the work */
                 y0 = ar * x0 + br * x1;
                 y1 = cr * x0 + dr * x1;
+            } else if (real == 2) {
+                /* rx: i*b*x1 is b times x1 with re and im swapped, one signed */
+                y0 = ar * x0 + bi * qk_sw(x1);
+                y1 = ci * qk_sw(x0) + dr * x1;
             } else {
                 const qk_vd s0 = qk_sw(x0), s1 = qk_sw(x1);
                 y0 = ar * x0 + ai * s0 + br * x1 + bi * s1;
@@ -63,6 +69,8 @@ void qk_d1h(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv)
         d1h_loop(op, buf, w, fm, fv, 1, 0);
     else if (op->real)
         d1h_loop(op, buf, w, fm, fv, 0, 1);
+    else if (op->xrot)
+        d1h_loop(op, buf, w, fm, fv, 0, 2);
     else
         d1h_loop(op, buf, w, fm, fv, 0, 0);
 }

@@ -223,6 +223,7 @@ typedef struct {
     /* QK_D1H/QK_D2H/QK_DGU: scalar coefficients; DGU keeps sparse rows */
     qk_real *cr, *ci;
     int real;  /* every ci is 0: half the FMAs and no shuffles */
+    int xrot;  /* 1-qubit, real diagonal and imaginary off-diagonal (rx): half the FMAs */
     int dense; /* DGU rows are full: no column indirection */
     int *rstart, *tcol;
     /* QK_DGL: lane vectors, ci already signed, laid out [rh][ch][si] where

@@ -187,7 +187,8 @@ def test_dense_every_size_and_low_targets(k, low):
 
 
 def test_structured_matrices():
-    """Real, permutation and phase-permutation matrices take their own kernels."""
+    """Real, rx-like (real diagonal, imaginary off-diagonal), permutation and
+    phase-permutation matrices take their own kernels."""
     rng = np.random.default_rng(11)
     L = 11
     wmap = list(range(L))
@@ -208,6 +209,11 @@ def test_structured_matrices():
                     continue
                 ops.append((DENSE, tg, cm, cv, m))
     ops.append((DENSE, (3,), 0, 0, np.eye(2)))  # identity: nothing to do
+    for t, theta in ((5, 0.7), (0, -1.3), (9, 2.9)):  # rx, X.rx: real diagonal, i off it
+        c, s = np.cos(theta / 2), np.sin(theta / 2)
+        ops.append((DENSE, (t,), 0, 0, np.array([[c, -1j * s], [-1j * s, c]])))
+        ops.append((DENSE, (t,), 1 << 10, 1 << 10, np.array([[-1j * s, c], [c, -1j * s]])))
+        ops.append((DENSE, (t,), 0, 0, np.array([[c, 0.3j], [-2j * s, -c]])))
     psi = rand_state(L, rng)
     want = ref_sweep(psi, L, 0, ops)
     got = psi.copy()

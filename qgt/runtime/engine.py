@@ -85,11 +85,33 @@ class Engine:
     def _allocate(self, exchange_chunk: int) -> None:
         self.exchanger = Exchanger(self.comm, exchange_chunk, self.dtype)
         self.state = aligned_empty(1 << self.L, self.huge_pages, self.dtype)
+        self._fresh = True  # an anonymous mapping reads as zeros until written
+
+    # The state buffer, read through a property: whoever takes it may write it, so the
+    # engine no longer knows it holds |0...0> and the next reset zeroes it.  A buffer
+    # that does (just allocated, or reset and not touched since) is not zeroed again:
+    # that would be a pass over the slice, inside the run's time.
+    keeps_pristine = True  # every change goes through .state or run_step (not pages)
+    _fresh = False  # the buffer is all zeros (a fresh anonymous mapping)
+    _pristine = False  # the buffer holds |0...0>
+
+    @property
+    def state(self) -> np.ndarray:
+        self._pristine = False
+        return self._state
+
+    @state.setter
+    def state(self, value: np.ndarray) -> None:
+        self._state = value
 
     def _set_zero_state(self) -> None:
-        self.state[:] = 0
+        st = self._state
+        if not self._fresh:
+            st[:] = 0
+        self._fresh = False
         if self.comm.rank == 0:
-            self.state[0] = 1.0
+            st[0] = 1.0
+        self._pristine = self.keeps_pristine
 
     def _apply_sweep(self, step: Sweep, ops: list[PhysOp]) -> None:
         whole = not self.pending and len(ops) == len(step.ops)
@@ -176,7 +198,8 @@ class Engine:
     # ---- steps ---------------------------------------------------------------------
     def reset_state(self) -> None:
         self._deferred = None
-        self._set_zero_state()
+        if not self._pristine:
+            self._set_zero_state()
         self.clbits = 0
         self.pending: list[PhysOp] = []
         self.expectations: dict[int, float] = {}
@@ -211,6 +234,7 @@ class Engine:
         return rec
 
     def run_step(self, step) -> None:
+        self._pristine = False
         if isinstance(step, Sweep):
             self._sweep(step)
             return

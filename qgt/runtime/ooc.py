@@ -53,6 +53,7 @@ class OocEngine(Engine):
     """One rank's slice in a PageStore, streamed through a ring of group buffers."""
 
     storage = "ssd"
+    keeps_pristine = False  # pages change without going through .state
 
     def __init__(self, plan, comm, threads: int, rng, scratch_dir: str, direct_io: bool,
                  sparse: bool, prefetch_depth: int, huge_pages: bool = False):
