@@ -97,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("circuit", help=CIRCUIT_HELP)
     pl.add_argument("--ranks", type=int, default=1, help="number of MPI ranks (power of two)")
     pl.add_argument("--ranks-per-node", type=int, default=1,
-                    help="ranks sharing a node's RAM (for memory_limit=auto)")
+                    help="ranks sharing a node's RAM (for memory_limit=auto); equal to "
+                         "--ranks, the ranks share one window and need no global swap "
+                         "(shared_memory)")
     pl.add_argument("--observable", action="append", default=[], metavar="PAULI")
     pl.add_argument("--steps", action="store_true", help="list every step")
     pl.add_argument("--statevector", action="store_true",
