@@ -172,7 +172,9 @@ class SpmdRanks:
         if self.rank == 0:
             try:
                 bound = task.circuit.assign_parameters(v)
-                verdict = ("ok", self._new_entry(Task(bound, observables=task.observables),
+                # (extra: the adjoint flag decides the plan, e.g. no shared window)
+                verdict = ("ok", self._new_entry(Task(bound, observables=task.observables,
+                                                      extra=task.extra),
                                                  bound).plan)
             except UserError as e:
                 verdict = ("error", str(e))
