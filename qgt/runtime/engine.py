@@ -64,7 +64,7 @@ class Engine:
         # a sweep followed by a global swap sweeps the kept part during the exchange
         self.overlap = overlap and comm.size > 1
         self._next_step = None  # the plan step after the one running (timed_step)
-        self._deferred = None  # (Split, wbits, packed ops): the kept part, not yet swept
+        self._deferred = None  # (pairs, wbits, packed ops, kept parts): not yet swept
         self.overlapped_swaps = 0
         self.plan = plan
         self.dtype = dtype(of_plan(plan))  # complex128, or complex64 in single precision
