@@ -136,6 +136,14 @@ int qgt_kern_sample_sorted(const qgt_amp *state, size_t len, const double *targe
 int qgt_kern_pauli_axpy(qgt_amp *out, const qgt_amp *in, int L, uint64_t rank_base,
                         uint64_t xmask, uint64_t zmask, double c_re, double c_im, int nthreads);
 
+/* Block permutation (qgt_kern_blocks.c, one build for both precisions): the
+ * slice as nblocks blocks of block_bytes; new block j = old block src[j]
+ * (src a permutation).  Cycles with no live block are skipped. */
+#ifndef QK_SINGLE
+int qgt_kern_permute_blocks(void *state, int64_t nblocks, size_t block_bytes,
+                            const int64_t *src, const uint8_t *live, int nthreads);
+#endif
+
 /* Build description ("avx512 vectors, 4 complex per vector, openmp"), for
  * the run's metadata. */
 const char *qgt_kern_build_info(void);

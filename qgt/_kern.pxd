@@ -1,7 +1,7 @@
 # Cython declarations of csrc/qgt_kern.h, for qgt/_kern.pyx (and any later
 # Cython module that wants to call the kernels without Python overhead).
 
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 
 cdef extern from "qgt_kern.h" nogil:
@@ -61,6 +61,8 @@ cdef extern from "qgt_kern.h" nogil:
     int qgt_kern_pauli_axpy(double *out, const double *inp, int L, uint64_t rank_base,
                             uint64_t xmask, uint64_t zmask, double c_re, double c_im,
                             int nthreads)
+    int qgt_kern_permute_blocks(void *state, int64_t nblocks, size_t block_bytes,
+                                const int64_t *src, const uint8_t *live, int nthreads)
     const char *qgt_kern_build_info()
 
 

@@ -11,7 +11,7 @@ kernels' contract are bugs in the caller, so they raise InternalError.
 import numpy as np
 
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 from qgt.errors import CapacityError, InternalError
@@ -477,6 +477,27 @@ def block_norms(state, block, nthreads):
             rc = qgt_kern_block_norms(<const double *>p, n, bl, o, nt)
     _check(rc)
     return out
+
+
+def permute_blocks(state, src, live, nthreads):
+    """Move whole blocks: with the slice cut into ``len(src)`` equal blocks, block j
+    becomes old block ``src[j]`` (a permutation); cycles whose blocks all have
+    ``live`` 0 (known zero) are left alone."""
+    cdef char *p = _data(state, "state", state.dtype, True)
+    s = np.ascontiguousarray(src, dtype=np.int64)
+    lv = np.ascontiguousarray(live, dtype=np.uint8)
+    cdef int64_t nb = s.shape[0]
+    if nb < 1 or lv.shape[0] != nb or state.nbytes % nb:
+        raise InternalError(f"{nb} blocks (live: {lv.shape[0]}) do not cut a state of "
+                            f"{state.nbytes} bytes")
+    cdef size_t bb = state.nbytes // nb
+    cdef int nt = _int(nthreads, "nthreads", 1, 1 << 16)
+    cdef const int64_t *sp = <const int64_t *>cnp.PyArray_DATA(s)
+    cdef const uint8_t *lp = <const uint8_t *>cnp.PyArray_DATA(lv)
+    cdef int rc
+    with nogil:
+        rc = qgt_kern_permute_blocks(<void *>p, nb, bb, sp, lp, nt)
+    _check(rc)
 
 
 def sample_sorted(state, targets):

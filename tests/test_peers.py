@@ -75,7 +75,9 @@ def test_the_floor_counts_only_the_part_of_a_sweep_it_touches():
     from qgt.frontend import load_circuit
     from qgt.plan import make_plan
 
-    # GHZ-26: the first sweep's outside bits are all |0> (1/1024 of a pass), the second
-    # sweeps everything
+    # GHZ-26: the first sweep's outside bits are all |0> (1/1024 of a pass); the second
+    # only moves blocks of 2^15 amplitudes (CX 15 -> 16 ... 24 -> 25), and of its 2048
+    # blocks only the two whose bits 16-25 read 0 hold anything: one stays, the other
+    # moves to the block of all ones, so two blocks are written
     work = plan_work(make_plan(load_circuit("ghz:26"), 1, restore=False))
-    assert work["passes"] == 1 + 2.0 ** -10
+    assert work["passes"] == 2.0 ** -10 + 2 / 2048

@@ -5,7 +5,8 @@ kernels on a state of the benchmark's size:
 
 - memory: the plan's passes times one in-place read+write pass over the state's bytes
   (``qgt.bench.calibrate``'s memory pass, on all threads); a sweep that skips the
-  qubits still in |0> counts as the part of a pass it touches;
+  qubits still in |0> counts as the part of a pass it touches, and one that only moves
+  whole blocks (``qgt.runtime.blockperm``) as the blocks that must move;
 - arithmetic: the plan's complex multiply-adds (2^k per amplitude for a k-qubit dense
   block, one for a phase table; permutations none) at the kernels' peak rate, the best
   of dense 1- to 4-qubit op lists on a cache-resident working set.
@@ -21,6 +22,7 @@ import numpy as np
 
 from qgt.plan.fuser import is_permutation
 from qgt.plan.steps import DENSE, DIAG, Sweep
+from qgt.runtime.blockperm import block_permutation, moved_fraction
 
 
 def _best(fn, reps: int = 3) -> float:
@@ -64,8 +66,11 @@ def plan_work(plan) -> dict:
         if not isinstance(s, Sweep):
             passes += 1  # an exchange reads and writes the slices too
             continue
-        # a sweep touches only the part where the bits still in |0> read 0
-        part = 2.0 ** -bin(s.zero_mask).count("1")
+        # a sweep touches only the part where the bits still in |0> read 0; one that
+        # only moves whole blocks, the blocks that must move
+        part = _moved_part(plan, s)
+        if part is None:
+            part = 2.0 ** -bin(s.zero_mask).count("1")
         amps = part * (1 << plan.n_qubits)
         passes += part
         for op in s.ops:
@@ -74,6 +79,21 @@ def plan_work(plan) -> dict:
             elif op.kind == DIAG:
                 madds += amps
     return {"passes": passes, "cmadds": madds}
+
+
+def _moved_part(plan, s: Sweep) -> float | None:
+    """The part of the state a block-move sweep must read and write (all ranks), or
+    None for a sweep that gathers (qgt.runtime.blockperm)."""
+    L = plan.local_bits
+    amp = 8 if plan.precision == "single" else 16
+    parts = []
+    for rank in range(1 << plan.rank_bits):
+        base = rank << L
+        moves = block_permutation(list(s.ops), L, base, s.zero_mask | s.zero_wbits, amp)
+        if moves is None:
+            return None
+        parts.append(0.0 if base & s.zero_mask else moved_fraction(*moves))
+    return sum(parts) / len(parts)
 
 
 def floor_seconds(work: dict, rates: dict) -> dict:

@@ -114,15 +114,18 @@ class _Planner:
         self.zero |= ({b} if za else set()) | ({a} if zb else set())
 
     def _note_zero(self, step: Sweep) -> Sweep:
-        """``step`` with the bits outside its working set that hold |0> as it starts;
-        then the bits its non-diagonal ops touch no longer do."""
+        """``step`` with the bits outside its working set that hold |0> as it starts
+        (and those inside it, for block moves); then the bits its non-diagonal ops
+        touch no longer do."""
         mask = sum(1 << b for b in self.zero if b not in step.wbits)
+        inside = sum(1 << b for b in self.zero if b in step.wbits)
         for op in step.ops:
             if op.kind == DENSE:
                 self.zero -= set(op.targets)
             elif op.kind == SWAPBITS:
                 self._swap_zero(*op.targets)
-        return dataclasses.replace(step, zero_mask=mask) if mask else step
+        return dataclasses.replace(step, zero_mask=mask, zero_wbits=inside) \
+            if mask or inside else step
 
     # ---- lookahead -------------------------------------------------------------
     def _upcoming(self, items, limit: int) -> list[int]:

@@ -50,6 +50,9 @@ class Sweep:
     # them since |0...0>): amplitudes where one of them reads 1 are zero, stay zero,
     # and are not swept
     zero_mask: int = 0
+    # the bits of wbits that hold |0> as the sweep starts (a sweep that only moves
+    # whole blocks skips those that are zero: qgt.runtime.blockperm)
+    zero_wbits: int = 0
 
 
 @dataclass(frozen=True)

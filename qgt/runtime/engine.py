@@ -18,6 +18,7 @@ from qgt.errors import InternalError
 from qgt.obs import trace
 from qgt.plan.steps import DENSE, DIAG, SWAPBITS, ExpectStep, GlobalSwap, MeasureStep, PhysOp, Sweep
 from qgt.precision import dtype, of_plan
+from qgt.runtime.blockperm import block_permutation
 from qgt.runtime.exchange import Exchanger
 from qgt.runtime.overlap import alongside, split_for
 from qgt.runtime.pagestore import aligned_empty
@@ -66,6 +67,7 @@ class Engine:
         self._next_step = None  # the plan step after the one running (timed_step)
         self._deferred = None  # (pairs, wbits, packed ops, kept parts): not yet swept
         self.overlapped_swaps = 0
+        self.block_moves = 0  # sweeps run as block moves (qgt.runtime.blockperm)
         self.plan = plan
         self.dtype = dtype(of_plan(plan))  # complex128, or complex64 in single precision
         self.comm = comm
@@ -119,6 +121,13 @@ class Engine:
         packed = pack(ops)
         if whole:  # the adjoint pass walks these back (packed_ops)
             self._packed[id(step)] = (step, packed)
+        moves = block_permutation(ops, self.L, self.base, step.zero_mask | step.zero_wbits,
+                                  self.dtype.itemsize)
+        if moves is not None:  # only moves whole blocks: no gather, nothing to overlap
+            if not self.base & step.zero_mask:
+                _kern.permute_blocks(self.state, *moves, self.threads)
+            self.block_moves += 1
+            return
         split = split_for(step.wbits, self._next_step, self.L, self.comm.rank) \
             if self.overlap else None
         wbits = list(step.wbits)
@@ -190,7 +199,7 @@ class Engine:
     def io_report(self) -> dict:
         """What this rank moved and held (the result's metadata)."""
         return {**self.bytes_moved(), "buffer_bytes": self.exchanger.buffer_bytes,
-                "overlapped_swaps": self.overlapped_swaps}
+                "overlapped_swaps": self.overlapped_swaps, "block_move_sweeps": self.block_moves}
 
     def close(self) -> None:
         pass

@@ -1,0 +1,89 @@
+/* qgt_kern_blocks.c -- move whole blocks of a slice: a permutation sweep.
+ *
+ * Called by qgt/_kern.pyx permute_blocks, for a sweep whose ops only permute
+ * amplitudes (X, CX, CCX, SWAP, bit swaps) on bits at or above b
+ * (qgt/runtime/blockperm.py).  Such a sweep maps block j of 2^b contiguous
+ * amplitudes to another block whole, so it is a memcpy of each block that
+ * moves, not a gather of strided runs.  Precision does not matter (bytes), so
+ * there is one build of this file.
+ *
+ *   new block j = old block src[j]          cycles j -> src[j] -> ... -> j
+ *
+ * Each cycle is rotated in place through one block-sized buffer per thread;
+ * cycles are independent, so threads take them in turn.  A cycle whose
+ * blocks are all marked not live (all zero, known by the planner) is skipped:
+ * zeros moved onto zeros change nothing.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "qgt_kern.h"
+
+int qgt_kern_permute_blocks(void *state, int64_t nblocks, size_t block_bytes,
+                            const int64_t *src, const uint8_t *live, int nthreads)
+{
+    if (nblocks < 1 || block_bytes == 0 || nthreads < 1)
+        return QGT_KERN_ERR_BAD_ARG;
+    for (int64_t j = 0; j < nblocks; j++)
+        if (src[j] < 0 || src[j] >= nblocks)
+            return QGT_KERN_ERR_BAD_ARG;
+    uint8_t *seen = calloc((size_t)nblocks, 1);
+    int64_t *lead = malloc((size_t)nblocks * sizeof *lead);
+    if (!seen || !lead) {
+        free(seen);
+        free(lead);
+        return QGT_KERN_ERR_NOMEM;
+    }
+    int64_t nl = 0;
+    int bad = 0;
+    for (int64_t s = 0; s < nblocks && !bad; s++) {
+        if (seen[s])
+            continue;
+        int any = 0;
+        int64_t len = 0, j = s;
+        do {
+            if (seen[j]) { /* src is not a permutation: j is on another cycle */
+                bad = 1;
+                break;
+            }
+            seen[j] = 1;
+            any |= live[j];
+            len++;
+            j = src[j];
+        } while (j != s);
+        if (len > 1 && any)
+            lead[nl++] = s;
+    }
+    free(seen);
+    if (bad) {
+        free(lead);
+        return QGT_KERN_ERR_BAD_ARG;
+    }
+    char *base = state;
+    int nomem = 0;
+#pragma omp parallel num_threads(nthreads < nl ? nthreads : (nl > 0 ? (int)nl : 1))
+    {
+        char *tmp = malloc(block_bytes);
+        if (!tmp) {
+#pragma omp atomic write
+            nomem = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t k = 0; k < nl; k++) {
+            if (!tmp)
+                continue;
+            const int64_t s = lead[k];
+            int64_t j = s;
+            memcpy(tmp, base + (size_t)s * block_bytes, block_bytes);
+            while (src[j] != s) {
+                memcpy(base + (size_t)j * block_bytes, base + (size_t)src[j] * block_bytes,
+                       block_bytes);
+                j = src[j];
+            }
+            memcpy(base + (size_t)j * block_bytes, tmp, block_bytes);
+        }
+        free(tmp);
+    }
+    free(lead);
+    return nomem ? QGT_KERN_ERR_NOMEM : QGT_KERN_OK;
+}
