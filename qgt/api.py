@@ -293,6 +293,7 @@ def _execute_observed(engine, r: _Run, obs) -> Result:
     t1 = time.perf_counter()
     clbit_keys: dict[str, int] = {}
     memory: list[str] = []
+    engine.finish_with(_reader(r, cfg), shots)
     for _ in range(max(1, shots) if plan.trajectories else 1):
         engine.reset_state()
         if meta:
@@ -352,6 +353,13 @@ def _execute_observed(engine, r: _Run, obs) -> Result:
         memory=memory if r.want_memory else None,
         state=state,
     )
+
+
+def _reader(r: _Run, cfg: Config) -> str:
+    """What reads the state after the plan's last step (Engine.finish_with)."""
+    if r.statevector or r.want_state or cfg.checkpoint_dir or r.plan.trajectories:
+        return "state"
+    return "samples" if r.shots and r.plan.terminal else "nothing"
 
 
 def _gather_state(engine, comm) -> np.ndarray:

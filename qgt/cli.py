@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(r)
     r.add_argument("--shots", type=int, help="samples of the final measurements (config: shots)")
     r.add_argument("--seed", type=int, help="random seed: same seed, same counts on any rank "
-                   "count (config: seed)")
+                   "count in the same final layout (one node, or --statevector; see "
+                   "docs/architecture.md) (config: seed)")
     r.add_argument("--observable", action="append", default=[], metavar="PAULI",
                    help="Pauli string, rightmost character is qubit 0, e.g. ZZII (repeatable)")
     r.add_argument("--output", metavar="result.json", help="write the result as JSON")

@@ -31,6 +31,7 @@ from qgt.plan.planner import virtual_map
 from qgt.plan.steps import ExpectStep, Sweep
 from qgt.runtime.engine import Engine, condition_holds, pack
 from qgt.runtime.pagestore import PageStore, aligned_empty
+from qgt.runtime.streamsample import StreamSampler
 
 
 def _extract(values: np.ndarray, bits: list[int]) -> np.ndarray:
@@ -77,12 +78,16 @@ class OocEngine(Engine):
         self.bytes_exchanged = 0
         self._totals = None
         self.timings["io_wait"] = 0.0  # the kernels' thread waiting for a group read
+        self._stale = False  # the last sweep kept its pages (nothing was to read them)
+        self._presampled = None  # the shots the last sweep drew (StreamSampler)
+        self.last_sweep_written = True
 
     def ram_bytes(self) -> int:
         return sum(b.nbytes for b in self.ring) + sum(b.nbytes for b in self.pbufs)
 
     def _set_zero_state(self) -> None:
         self.store.clear()
+        self._stale, self._presampled, self.last_sweep_written = False, None, True
         if self.comm.rank == 0:
             buf = self.pbufs[0]
             buf[:] = 0
@@ -99,6 +104,9 @@ class OocEngine(Engine):
 
     def io_report(self) -> dict:
         return {**self.bytes_moved(), "buffer_bytes": self.ram_bytes(),
+                "last_sweep_written": self.last_sweep_written,
+                "sampled_in_last_sweep": self._presampled is not None
+                or not self.last_sweep_written and self._reader == "samples",
                 "page_bytes": self.store.page_bytes, "group_bits": self.group_bits,
                 "max_pages_stored": self.store.max_pages_stored,
                 "file_bytes_on_disk": self.store.allocated_bytes()}
@@ -123,6 +131,7 @@ class OocEngine(Engine):
         """Read each non-zero group into a ring buffer, ``work(buf, group_index, pages)``,
         write it back (unless the pass only reads); reads run ``depth`` groups ahead,
         writes one behind."""
+        self._check_written()
         pages, index, _, _ = self._groups(wbits)
         live = np.arange(len(pages))
         slots = len(self.ring)
@@ -150,6 +159,11 @@ class OocEngine(Engine):
                 writes[k % slots] = self.io.submit(self._write_group, pages[gi], buf)
         for f in writes.values():
             f.result()
+
+    def _check_written(self) -> None:
+        if self._stale:
+            raise InternalError("the state is read after a last sweep that wrote nothing "
+                                "back (the run said only samples, or nothing, would read it)")
 
     def _read_group(self, pages, buf) -> None:
         with trace.span("read group", "disk", {"pages": len(pages)}):
@@ -189,13 +203,25 @@ class OocEngine(Engine):
                  if (kept := [op for op in s.ops if condition_holds(op.condition, self.clbits)])]
         _, _, _, outside = self._groups(step.wbits)
         gb = len(step.wbits)
+        # the last sweep of a run whose state only samples (one rank) or nothing reads:
+        # its groups go to the sampler, not back to disk
+        last = step is self.plan.steps[-1] and (
+            self._reader == "nothing" or self._reader == "samples" and self.comm.size == 1)
+        sampler = StreamSampler(np.sort(self.rng.random(self._shots)), self.p, self.threads) \
+            if last and self._reader == "samples" else None
 
-        def work(buf, gi, _pages):
+        def work(buf, gi, pages):
             vbase = self._vbase(step.vmap, outside, gi)
             for wb, ol in inner:
                 _kern.sweep(buf, gb, vbase, wb, ol, self.threads)
+            if sampler is not None:
+                sampler.take(buf, pages)
 
-        self._for_groups(step.wbits, work)
+        self._for_groups(step.wbits, work, write_back=not last)
+        if last:
+            self._stale, self.last_sweep_written = True, False
+        if sampler is not None:
+            self._presampled = sampler.samples()
 
     def _scan(self, work, write_back: bool) -> None:
         """``work(buf, base, pages)`` on every non-zero group of the lowest group_bits
@@ -324,6 +350,11 @@ class OocEngine(Engine):
         self._for_groups(step.wbits, work, write_back=False)
         return total[0]
 
+    def sample(self, shots: int) -> np.ndarray:
+        if self._presampled is not None and len(self._presampled) == shots:
+            return self._presampled  # drawn by the last sweep (one rank: base 0)
+        return super().sample(shots)
+
     def _sample_local(self, targets: np.ndarray) -> np.ndarray:
         pages, tot = self._totals if self._totals is not None else self._page_totals()
         starts = np.concatenate([[0.0], np.cumsum(tot)])
@@ -341,6 +372,7 @@ class OocEngine(Engine):
         return out
 
     def chunks(self):
+        self._check_written()
         buf = self.pbufs[0]
         for pg in range(self.store.n_pages):
             self.store.read(pg, buf)
