@@ -356,10 +356,14 @@ def _execute_observed(engine, r: _Run, obs) -> Result:
 
 
 def _reader(r: _Run, cfg: Config) -> str:
-    """What reads the state after the plan's last step (Engine.finish_with)."""
-    if r.statevector or r.want_state or cfg.checkpoint_dir or r.plan.trajectories:
+    """What reads the state after the plan's last step (Engine.finish_with): "file"
+    when only the state file does, once, through ``engine.chunks()``."""
+    if r.want_state or cfg.checkpoint_dir or r.plan.trajectories:
         return "state"
-    return "samples" if r.shots and r.plan.terminal else "nothing"
+    samples = bool(r.shots and r.plan.terminal)
+    if r.statevector:  # the writer alone, or samples first and then the writer
+        return "state" if samples else "file"
+    return "samples" if samples else "nothing"
 
 
 def _gather_state(engine, comm) -> np.ndarray:

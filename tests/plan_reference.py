@@ -105,6 +105,9 @@ def _run_inner(psi: np.ndarray, n: int, sweep, check: bool) -> np.ndarray:
     for inner in sweep.inner:
         if check:
             assert all(b < group for b in inner.wbits), (inner.wbits, group)
+            # the group bits an inner sweep may skip as |0> are |0>, in every group
+            assert not inner.zero_mask >> group, inner.zero_mask
+            assert not np.any(t[(np.arange(1 << n) & inner.zero_mask) != 0]), inner.zero_mask
         for op in inner.ops:
             if check and op.kind in (DENSE, SWAPBITS):
                 assert set(op.targets) <= set(inner.wbits), (op, inner.wbits)

@@ -141,10 +141,25 @@ def test_the_last_sweep_writes_back_only_what_is_read(tmp_path):
     (io,) = _io(nothing)
     assert not io["sampled_in_last_sweep"] and not io["last_sweep_written"]
     # a state file needs the pages: written back, then read
-    (io,) = _io(written)
-    assert io["last_sweep_written"] and io["written"] > _io(sampled)[0]["written"]
+    (io,) = _io(written)  # samples, then a state file: every page is needed
+    assert io["last_sweep_written"] and not io["last_sweep_in_writer"]
+    assert io["written"] > _io(sampled)[0]["written"]
     with h5py.File(tmp_path / "s.h5", "r") as f:
         assert np.abs(f["state"][...] - Statevector(qc).data).max() < 1e-10
+    # a state file alone: the last sweep runs group by group into the file, and the file
+    # still holds the state
+    filed = {}
+    for ranks in (1, 2):
+        filed[ranks] = _run_small(tmp_path, ranks, f"filed{ranks}", "--shots", "0",
+                                  "--statevector", str(tmp_path / f"f{ranks}.h5"))
+        # (a plan that ends in a global swap has no last sweep to hand over)
+        ends_in_sweep = filed[ranks]["metadata"]["steps"][-1]["kind"] == "sweep"
+        assert ends_in_sweep or ranks > 1
+        assert all(io["last_sweep_in_writer"] == ends_in_sweep != io["last_sweep_written"]
+                   for io in _io(filed[ranks]))
+        with h5py.File(tmp_path / f"f{ranks}.h5", "r") as f:
+            assert np.abs(f["state"][...] - Statevector(qc).data).max() < 1e-10
+    assert _io(filed[1])[0]["written"] < _io(written)[0]["written"]
     # on two ranks a rank's shots depend on the other's weight: written back, then sampled
     assert all(io["last_sweep_written"] for io in _io(two))
     for res in (sampled, written, two):

@@ -25,12 +25,13 @@ def slice_path(master: str, rank: int) -> str:
 def write_slice(master: str, rank: int, pieces, length: int, fletcher32: bool = True,
                 dtype=np.complex128) -> str:
     """Write this rank's slice (already in logical order) to its own file, from
-    ``pieces``: (offset, array) in order (one array in RAM, page by page out of core);
+    ``pieces``: (offset, array) in any order (one array in RAM; out of core page by
+    page, or group by group as the last sweep passes); offsets no piece covers read 0;
     ``dtype`` complex128, or complex64 for a single-precision run."""
     path = slice_path(master, rank)
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
-        ds = f.create_dataset("slice", shape=(length,), dtype=dtype,
+        ds = f.create_dataset("slice", shape=(length,), dtype=dtype, fillvalue=0j,
                               fletcher32=fletcher32, chunks=(min(length, 1 << 16),))
         for offset, data in pieces:
             ds[offset:offset + len(data)] = data

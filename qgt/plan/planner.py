@@ -630,7 +630,8 @@ def attach_inner(sweep: Sweep, n: int, group_bits: int, block_qubits: int,
                  page_qubits: int) -> Sweep:
     """Give an out-of-core sweep its inner plan: the sweep's gates re-expressed in the
     bits of a page-group buffer (``virtual_map``), planned as cache-blocked sweeps over
-    that buffer."""
+    that buffer; they skip the group bits still |0> (``zero_wbits``) as the outer
+    plan's sweeps do."""
     vmap = virtual_map(sweep.wbits, n)
     gates = []
     for op in sweep.ops:
@@ -645,7 +646,9 @@ def attach_inner(sweep: Sweep, n: int, group_bits: int, block_qubits: int,
     kmax = max([len(g.moving_targets) for g in gates] + [1])
     w = min(block_qubits, group_bits)
     pl = _Planner(n, n - group_bits, w, max(0, min(page_qubits, w - kmax)), 1)
+    # the group's bits still |0> as the sweep starts are |0> in every group
+    pl.zero = {vmap[b] for b in sweep.wbits if sweep.zero_wbits >> b & 1}
     pl.run_ops(list(enumerate(gates)))
     if any(not isinstance(s, Sweep) for s in pl.steps):
         raise InternalError("an inner out-of-core plan needed a data exchange")
-    return Sweep(sweep.wbits, sweep.ops, sweep.items, tuple(pl.steps), tuple(vmap))
+    return dataclasses.replace(sweep, inner=tuple(pl.steps), vmap=tuple(vmap))

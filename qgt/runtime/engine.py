@@ -207,9 +207,10 @@ class Engine:
     _reader, _shots = "state", 0  # what reads the state after the last step
 
     def finish_with(self, reader: str, shots: int) -> None:
-        """Say what reads the state once the plan's steps are done: "state" (a file,
-        the gathered state, a checkpoint), "samples" (``shots`` of them) or "nothing".
-        In RAM that changes nothing; out of core the last sweep need not write back."""
+        """Say what reads the state once the plan's steps are done: "state" (the
+        gathered state, a checkpoint, several readers), "file" (the state file alone,
+        through ``chunks`` once), "samples" (``shots`` of them) or "nothing".  In RAM
+        that changes nothing; out of core the last sweep need not write back."""
         self._reader, self._shots = reader, shots
 
     # ---- steps ---------------------------------------------------------------------

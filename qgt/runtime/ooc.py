@@ -29,7 +29,7 @@ from qgt.errors import InternalError
 from qgt.obs import trace
 from qgt.plan.planner import virtual_map
 from qgt.plan.steps import ExpectStep, Sweep
-from qgt.runtime.engine import Engine, condition_holds, pack
+from qgt.runtime.engine import Engine, condition_holds, pack, zero_parts
 from qgt.runtime.pagestore import PageStore, aligned_empty
 from qgt.runtime.streamsample import StreamSampler
 
@@ -79,6 +79,7 @@ class OocEngine(Engine):
         self._totals = None
         self.timings["io_wait"] = 0.0  # the kernels' thread waiting for a group read
         self._stale = False  # the last sweep kept its pages (nothing was to read them)
+        self._to_writer = None  # (wbits, kernels): the last sweep, left to chunks()
         self._presampled = None  # the shots the last sweep drew (StreamSampler)
         self.last_sweep_written = True
 
@@ -88,6 +89,7 @@ class OocEngine(Engine):
     def _set_zero_state(self) -> None:
         self.store.clear()
         self._stale, self._presampled, self.last_sweep_written = False, None, True
+        self._to_writer = None
         if self.comm.rank == 0:
             buf = self.pbufs[0]
             buf[:] = 0
@@ -105,6 +107,7 @@ class OocEngine(Engine):
     def io_report(self) -> dict:
         return {**self.bytes_moved(), "buffer_bytes": self.ram_bytes(),
                 "last_sweep_written": self.last_sweep_written,
+                "last_sweep_in_writer": self._reader == "file" and not self.last_sweep_written,
                 "sampled_in_last_sweep": self._presampled is not None
                 or not self.last_sweep_written and self._reader == "samples",
                 "page_bytes": self.store.page_bytes, "group_bits": self.group_bits,
@@ -131,6 +134,14 @@ class OocEngine(Engine):
         """Read each non-zero group into a ring buffer, ``work(buf, group_index, pages)``,
         write it back (unless the pass only reads); reads run ``depth`` groups ahead,
         writes one behind."""
+        for buf, gi, pages in self._iter_groups(wbits, write_back):
+            with trace.span("kernels", "compute", {"group": gi}):
+                work(buf, gi, pages)
+
+    def _iter_groups(self, wbits, write_back: bool = True):
+        """The ring of ``_for_groups`` as a generator: each non-zero group's buffer, its
+        index and its pages, written back (unless not) once the caller asks for the
+        next; the buffer stays untouched until then."""
         self._check_written()
         pages, index, _, _ = self._groups(wbits)
         live = np.arange(len(pages))
@@ -153,15 +164,14 @@ class OocEngine(Engine):
                 reads.pop(k).result()
             self.timings["io_wait"] += time.perf_counter() - t
             buf = self.ring[k % slots]
-            with trace.span("kernels", "compute", {"group": int(index[gi])}):
-                work(buf, int(index[gi]), pages[gi])
+            yield buf, int(index[gi]), pages[gi]
             if write_back:
                 writes[k % slots] = self.io.submit(self._write_group, pages[gi], buf)
         for f in writes.values():
             f.result()
 
     def _check_written(self) -> None:
-        if self._stale:
+        if self._stale or self._to_writer is not None:
             raise InternalError("the state is read after a last sweep that wrote nothing "
                                 "back (the run said only samples, or nothing, would read it)")
 
@@ -199,21 +209,30 @@ class OocEngine(Engine):
             return
         if not step.inner:
             raise InternalError("an out-of-core sweep has no inner plan")
-        inner = [(list(s.wbits), pack(kept)) for s in step.inner
+        inner = [(list(s.wbits), pack(kept), s.zero_mask) for s in step.inner
                  if (kept := [op for op in s.ops if condition_holds(op.condition, self.clbits)])]
         _, _, _, outside = self._groups(step.wbits)
         gb = len(step.wbits)
         # the last sweep of a run whose state only samples (one rank) or nothing reads:
-        # its groups go to the sampler, not back to disk
+        # its groups go to the sampler, not back to disk; of one whose state only the
+        # state file reads, to the file (chunks)
         last = step is self.plan.steps[-1] and (
             self._reader == "nothing" or self._reader == "samples" and self.comm.size == 1)
+
+        def work_on(buf, gi):
+            vbase = self._vbase(step.vmap, outside, gi)
+            for wb, ol, zero in inner:  # the part where the group's |0> bits read 0
+                for fixed in zero_parts(zero, gb, vbase, [(0, 0)]):
+                    _kern.sweep(buf, gb, vbase, wb, ol, self.threads, fixed=fixed)
+
+        if step is self.plan.steps[-1] and self._reader == "file":
+            self._to_writer = (step.wbits, work_on)
+            return
         sampler = StreamSampler(np.sort(self.rng.random(self._shots)), self.p, self.threads) \
             if last and self._reader == "samples" else None
 
         def work(buf, gi, pages):
-            vbase = self._vbase(step.vmap, outside, gi)
-            for wb, ol in inner:
-                _kern.sweep(buf, gb, vbase, wb, ol, self.threads)
+            work_on(buf, gi)
             if sampler is not None:
                 sampler.take(buf, pages)
 
@@ -372,6 +391,18 @@ class OocEngine(Engine):
         return out
 
     def chunks(self):
+        """(offset, amplitudes) pieces of the slice, in page order; or, when the last
+        sweep was left to the writer, in the order that sweep visits its groups, each
+        group swept as it is read and handed over page by page (never written back)."""
+        if self._to_writer is not None:
+            (wbits, work_on), self._to_writer = self._to_writer, None
+            for buf, gi, pages in self._iter_groups(wbits, write_back=False):
+                with trace.span("kernels", "compute", {"group": gi}):
+                    work_on(buf, gi)
+                for i, pg in enumerate(pages):
+                    yield int(pg) << self.p, buf[i * self.pa:(i + 1) * self.pa]
+            self._stale, self.last_sweep_written = True, False
+            return
         self._check_written()
         buf = self.pbufs[0]
         for pg in range(self.store.n_pages):
