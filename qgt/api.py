@@ -57,25 +57,33 @@ def _load(circuit) -> tuple:
 
 def shared_rank_bits(cfg: Config, ranks: int, ranks_per_node: int, adjoint: bool = False,
                      n_qubits: int = 0) -> int:
-    """How many rank bits a node's shared-memory window covers (qgt.runtime.shared): all
-    of them when every rank is on one node, none across nodes, with shared_memory off,
-    for the adjoint pass (which sweeps two states rank by rank), or when the window
-    (``n_qubits``' state) would not fit the free space of /dev/shm, where MPI puts it."""
+    """How many rank bits a node's shared-memory window covers (qgt.runtime.shared):
+    log2(``ranks_per_node``), the low rank bits (a node holds consecutive ranks), so
+    only the rank bits that select a node need exchanges.  None with shared_memory
+    off, for the adjoint pass (which sweeps two states rank by rank), when nodes hold
+    a number of ranks that is not a power of two dividing ``ranks``, or when a node's
+    window (its part of ``n_qubits``' state) would not fit the free space of
+    /dev/shm, where MPI puts it."""
     from qgt.precision import amp_bytes
     from qgt.runtime.shared import shm_free_bytes
 
-    if not cfg.shared_memory or adjoint or ranks < 2 or ranks_per_node != ranks:
+    rpn = min(ranks_per_node, ranks)
+    if not cfg.shared_memory or adjoint or rpn < 2 or rpn & (rpn - 1) or ranks % rpn:
         return 0
-    if n_qubits and (amp_bytes(cfg.precision) << n_qubits) > shm_free_bytes():
+    s = rpn.bit_length() - 1
+    node_bits = n_qubits - (ranks.bit_length() - 1) + s
+    if n_qubits and (amp_bytes(cfg.precision) << node_bits) > shm_free_bytes():
         return 0
-    return ranks.bit_length() - 1
+    return s
 
 
 def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per_node: int = 1,
-             threads: int = 1, adjoint: bool = False, restore: bool = True):
+             threads: int = 1, adjoint: bool = False, restore: bool = True,
+             window_ranks: int | None = None):
     """The plan for ``ranks`` ranks on the tier the configuration and RAM call for
     (``adjoint``: room for a second state, qgt.session.adjoint; ``restore``: the final
-    state is read, so it must end in logical order)."""
+    state is read, so it must end in logical order; ``window_ranks``: the ranks that
+    may share a window, ``Comm.window_size``, by default ``ranks_per_node``)."""
     from qgt.bench.opcost import cost_model
     from qgt.plan.support import support_log2, widest
 
@@ -85,8 +93,9 @@ def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per
     plan = make_plan(circ, ranks, cfg.block_qubits, cfg.page_qubits, list(observables),
                      cfg.fusion_max_qubits if cfg.fusion else 1, done=done, ssd=ssd,
                      restore=restore, costs=cost_model(), precision=cfg.precision,
-                     shared_bits=shared_rank_bits(cfg, ranks, ranks_per_node, adjoint,
-                                                  circ.n_qubits))
+                     shared_bits=shared_rank_bits(
+                         cfg, ranks, ranks_per_node if window_ranks is None else window_ranks,
+                         adjoint, circ.n_qubits))
     plan.decisions["support_log2"] = support  # the capacity preflight sizes pages by it
     return plan
 
@@ -97,7 +106,7 @@ def _plan(circ, cfg: Config, comm, observables, seed, done: set[int], threads: i
     try:
         t = time.perf_counter()
         plan = plan_for(circ, cfg, comm.size, observables, done, comm.local_size, threads,
-                        restore=restore)
+                        restore=restore, window_ranks=comm.window_size)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (1 << 31))
         return ("ok", (circ.name, plan, seed, time.perf_counter() - t))

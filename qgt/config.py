@@ -308,10 +308,11 @@ class Config:
         "exchanges and disk traffic and runs about twice as fast, with errors near 1e-6 "
         "per amplitude after a thousand gates (docs/performance.md).")
     shared_memory: bool = _key(_RUN, Bool(), True,
-        "When every rank is on one node and the state is in RAM, keep the ranks' slices "
-        "in one MPI-3 shared-memory window: sweeps then reach every qubit in place, the "
-        "ranks sharing each sweep's units as threads do, and no global swap is needed "
-        "(docs/architecture.md). false = each rank its own slice, exchanged through MPI.")
+        "When the state is in RAM, keep the slices of a node's ranks in one MPI-3 "
+        "shared-memory window: sweeps then reach the node's qubits in place, the ranks "
+        "sharing each sweep's units as threads do, so global swaps are needed only across "
+        "nodes, and none on one node (docs/architecture.md). false = each rank its own "
+        "slice, exchanged through MPI.")
     overlap_swaps: bool = _key(_RUN, Bool(), True,
         "In RAM, when a sweep is followed by a global swap that leaves its working set "
         "alone, sweep the part of the slice the swap keeps in a second thread while the "

@@ -27,10 +27,21 @@ def clean_env(**extra) -> dict:
     return env
 
 
+def nodes_args(nodes: int, ranks: int) -> list[str]:
+    """mpiexec options that make ``nodes`` nodes of this machine: Hydra's fork launcher
+    starts every rank here, and each host name is a node to MPI (its own node
+    communicator, as for ranks on separate machines)."""
+    if nodes <= 1:
+        return []
+    hosts = ",".join(f"node{i}" for i in range(nodes))
+    return ["-launcher", "fork", "-hosts", hosts, "-ppn", str(ranks // nodes)]
+
+
 def run_mpi(ranks: int, argv: list[str], timeout: float = 240, env: dict | None = None,
-            cwd=None) -> subprocess.CompletedProcess:
-    """Run ``mpiexec -n ranks argv`` and return the finished process (a hang fails)."""
-    cmd = [MPIEXEC, "-n", str(ranks), *argv]
+            cwd=None, nodes: int = 1) -> subprocess.CompletedProcess:
+    """Run ``mpiexec -n ranks argv`` (on ``nodes`` emulated nodes) and return the
+    finished process (a hang fails)."""
+    cmd = [MPIEXEC, *nodes_args(nodes, ranks), "-n", str(ranks), *argv]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env=env or clean_env(), cwd=cwd)
 

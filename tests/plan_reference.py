@@ -77,7 +77,9 @@ def run_plan(plan, check: bool = True, initial=None) -> tuple[np.ndarray, dict]:
         elif isinstance(s, GlobalSwap):
             for p, r in s.pairs:
                 if check:
-                    assert plan.page_floor <= p < n - plan.exchange_bits <= r, s
+                    # an exchange trades part of a rank's own slice, never a bit of
+                    # the node's shared window above it
+                    assert plan.page_floor <= p < L and n - plan.exchange_bits <= r, s
                 t = psi.reshape((2,) * n)
                 psi = np.swapaxes(t, _axis(n, p), _axis(n, r)).reshape(-1).copy()
         elif isinstance(s, ExpectStep):

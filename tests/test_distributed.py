@@ -1,6 +1,6 @@
 """End-to-end correctness on real MPI ranks: every circuit, on every configuration that
 must agree (1, 2, 4 ranks; default and tiny working sets; a node's shared window and
-MPI exchanges), against Qiskit's Statevector
+MPI exchanges; 2 nodes of 2 ranks, each sharing a window), against Qiskit's Statevector
 (amplitudes to 1e-10), with counts identical across rank counts for the same seed."""
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ CONFIGS = {
     "2ranks-exchange": (2, {"shared_memory": False}),
     "4ranks-tiny-exchange": (4, {"block_qubits": 4, "page_qubits": 0, "exchange_chunk": 4096,
                                  "shared_memory": False}),
+    # two nodes (tests.conftest.nodes_args): windows of 2 ranks, exchanges between nodes
+    "4ranks-2nodes": (4, {}),
+    "4ranks-2nodes-tiny": (4, {"block_qubits": 4, "page_qubits": 0, "exchange_chunk": 4096}),
 }
+NODES = {"4ranks-2nodes": 2, "4ranks-2nodes-tiny": 2}
 # the same on the SSD tier: 16-amplitude pages on disk, page groups of 2^8 amplitudes
 SSD = {"storage": "ssd", "memory_limit": "16KiB", "ssd_page_size": 256, "direct_io": False,
        "block_qubits": 4, "page_qubits": 1}
@@ -54,7 +58,8 @@ def run(request, tmp_path_factory):
             for i, c in enumerate(CIRCUITS)]
     (d / "jobs.json").write_text(json.dumps(jobs))
     p = run_mpi(ranks, [sys.executable, str(ROOT / "tests" / "mpi_driver.py"),
-                        str(d / "jobs.json"), str(d / "out.json")], timeout=300)
+                        str(d / "jobs.json"), str(d / "out.json")], timeout=300,
+                nodes=NODES.get(name, 1))
     assert p.returncode == 0, p.stderr[-3000:]
     return name, json.loads((d / "out.json").read_text()), {j["name"]: j for j in jobs}
 
@@ -71,13 +76,14 @@ def test_state_matches_qiskit(run, circuit):
 def test_ranks_on_one_node_share_a_window_unless_told_not_to(run):
     name, out, _ = run
     ranks, cfg = CONFIGS[name]
+    nodes = NODES.get(name, 1)
     shared = ranks > 1 and cfg.get("shared_memory", True) and "storage" not in cfg
     for circuit in CIRCUITS:
         plan = out[circuit]["plan"]
-        assert plan["shared_ranks"] == (ranks if shared else 1)
-        if shared:  # every qubit is reached in place: nothing is exchanged
+        assert plan["shared_ranks"] == (ranks // nodes if shared else 1)
+        if shared and nodes == 1:  # every qubit is reached in place: nothing is exchanged
             assert plan["global_swaps"] == 0 and out[circuit]["bytes"] == 0
-    if ranks > 1 and not shared:
+    if ranks > 1 and (nodes > 1 or not shared):  # ranks on other nodes: exchanges
         assert any(out[c]["plan"]["global_swaps"] > 0 for c in CIRCUITS)
     if ranks > 1 and not shared and cfg.get("block_qubits", 16) < 10 and "storage" not in cfg:
         # some sweep hands the part its global swap keeps to a thread during the exchange

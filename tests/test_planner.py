@@ -27,6 +27,22 @@ def test_random_circuits_match_statevector(ranks, w, c0, seed):
     assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
 
 
+@pytest.mark.parametrize("ranks,shared", [(4, 1), (8, 1), (8, 2)])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_nodes_of_shared_windows_exchange_only_between_nodes(ranks, shared, seed):
+    # nodes of 2^shared ranks: the rank bits above the windows select a node
+    qc = random_circuit(9, 8, max_operands=3, seed=seed)
+    qc.compose(synth_qft_full(9, do_swaps=True), range(9), inplace=True)
+    plan = make_plan(lower(qc), ranks, block_qubits=4, page_qubits=1, shared_bits=shared,
+                     observables=["XIYZIIXZY"])
+    assert plan.shared_bits == shared and plan.exchange_bits == plan.rank_bits - shared
+    assert any(isinstance(s, GlobalSwap) for s in plan.steps)
+    psi, expect = run_plan(plan)  # every exchange leaves from the rank's own slice
+    assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
+    want = Statevector(qc).expectation_value(Pauli("XIYZIIXZY")).real
+    assert expect[0] == pytest.approx(want, abs=1e-10)
+
+
 @pytest.mark.parametrize("ranks,w,c0", CONFIGS)
 def test_qft_and_swaps_match(ranks, w, c0):
     qc = QuantumCircuit(8)

@@ -45,7 +45,10 @@ def test_a_fixed_bit_inside_the_working_set_is_refused():
 def test_when_ranks_share_a_node_window():
     cfg = Config()
     assert shared_rank_bits(cfg, 4, 4) == 2  # every rank on one node
-    assert shared_rank_bits(cfg, 4, 2) == 0  # two nodes: exchanges between them
+    assert shared_rank_bits(cfg, 4, 2) == 1  # two nodes: a window each, exchanges between
+    assert shared_rank_bits(cfg, 8, 2) == 1
+    assert shared_rank_bits(cfg, 6, 3) == 0  # 3 ranks a node: not a rank bit's worth
+    assert shared_rank_bits(cfg, 4, 1) == 0  # one rank a node, or not in rank order
     assert shared_rank_bits(cfg, 1, 1) == 0
     assert shared_rank_bits(cfg, 2, 2, adjoint=True) == 0  # lambda sweeps rank by rank
     assert shared_rank_bits(load_config(None, env={}, overrides={"shared_memory": False}),

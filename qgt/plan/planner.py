@@ -156,7 +156,9 @@ class _Planner:
         incoming += [q for q in self._upcoming(items, self.L - self.c0)
                      if not lay.is_local(q) and q not in incoming]
         nxt = self._next_use(items)
-        slots = range(self.floor, self.L)
+        # an exchange trades part of a rank's own slice: bits of the node's shared window
+        # above it are not the rank's to send
+        slots = range(self.floor, self.slice_L)
         evictable = [lay.logical[p] for p in slots if lay.logical[p] not in window]
         if len(evictable) < len(incoming):
             # not enough room for the whole window: evict anything not needed right now
@@ -315,9 +317,9 @@ class _Planner:
                                  tuple(ny for _, _, ny in terms), tuple(sorted(wset))))
 
     def _into_slice(self, xq) -> None:
-        """X/Y pair amplitudes that one rank reads from its own slice: a qubit on a
-        node-shared bit first trades places with a slice bit (a bit swap, swept in the
-        node's shared window)."""
+        """Qubits ``xq`` that a rank must read or send from its own slice (an X/Y pair,
+        an exchange home to a rank bit): one on a node-shared bit first trades places
+        with a slice bit (a bit swap, swept in the node's shared window)."""
         lay = self.layout
         high = [q for q in xq if lay.phys[q] >= self.slice_L]
         spare = [p for p in reversed(range(self.slice_L)) if lay.logical[p] not in xq]
@@ -329,14 +331,17 @@ class _Planner:
         if self.floor:
             self._lift_rank_homes()
         for _ in range(self.g + 1):
+            # a qubit going home to a rank bit leaves from the rank's own slice
+            self._into_slice([p for p in range(self.L, self.n)
+                              if lay.logical[p] != p and lay.is_local(p)])
             pairs = [(lay.phys[p], p) for p in range(self.L, self.n)
                      if lay.logical[p] != p and lay.is_local(p)]
             if not pairs:
                 wrong = [p for p in range(self.L, self.n) if lay.logical[p] != p]
                 if not wrong:
                     break
-                # rank bits hold each other's qubits: park one on a local bit first
-                pairs = [(self.L - 1, wrong[0])]
+                # rank bits hold each other's qubits: park one on a slice bit first
+                pairs = [(self.slice_L - 1, wrong[0])]
             for p_local, p_rank in pairs:
                 lay.swap_physical(p_local, p_rank)
             self.emit(GlobalSwap(tuple(sorted(pairs))))

@@ -86,7 +86,7 @@ class SpmdRanks:
 
         args = (self.cfg, n_qubits, self.comm.size, self.comm.local_size, self.threads)
         return (choose_tier(*args) != choose_tier(*args, adjoint=True)
-                or shared_rank_bits(self.cfg, self.comm.size, self.comm.local_size) > 0)
+                or shared_rank_bits(self.cfg, self.comm.size, self.comm.window_size) > 0)
 
     def _new_entry(self, task: Task, circuit):
         from qgt.api import plan_for
@@ -106,7 +106,7 @@ class SpmdRanks:
             circ = circuit
         plan = plan_for(circ, self.cfg, self.comm.size, task.observables, None,
                         self.comm.local_size, self.threads,
-                        self._adjoint(task, circ.n_qubits))
+                        self._adjoint(task, circ.n_qubits), window_ranks=self.comm.window_size)
         figs = plan_figures(plan, 4 * self.cfg.exchange_chunk, self.threads)
         return make_entry(circ.name or task.name, circ, plan, template,
                           time.perf_counter() - t, figs)
