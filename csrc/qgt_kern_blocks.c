@@ -9,8 +9,9 @@
  *
  *   new block j = old block src[j]          cycles j -> src[j] -> ... -> j
  *
- * Each cycle is rotated in place through one block-sized buffer per thread;
- * cycles are independent, so threads take them in turn.  A cycle whose
+ * Each cycle is rotated in place, in pieces of at most 1 MiB through one
+ * piece-sized buffer per thread; cycles and pieces are independent, so threads
+ * take them in turn.  A cycle whose
  * blocks are all marked not live (all zero, known by the planner) is skipped:
  * zeros moved onto zeros change nothing.
  */
@@ -18,6 +19,8 @@
 #include <string.h>
 
 #include "qgt_kern.h"
+
+#define QK_PIECE_BYTES ((size_t)1 << 20) /* block_bytes is a power of two times 8 or 16 */
 
 int qgt_kern_permute_blocks(void *state, int64_t nblocks, size_t block_bytes,
                             const int64_t *src, const uint8_t *live, int nthreads)
@@ -59,28 +62,35 @@ int qgt_kern_permute_blocks(void *state, int64_t nblocks, size_t block_bytes,
         free(lead);
         return QGT_KERN_ERR_BAD_ARG;
     }
+    /* a cycle is rotated piece by piece (QK_PIECE_BYTES at a time): scratch stays
+     * small even for blocks of half the slice, and threads share a long cycle */
+    size_t piece = block_bytes < QK_PIECE_BYTES ? block_bytes : QK_PIECE_BYTES;
+    if (block_bytes % piece)
+        piece = block_bytes;
+    const int64_t np_ = (int64_t)(block_bytes / piece), work = nl * np_;
     char *base = state;
     int nomem = 0;
-#pragma omp parallel num_threads(nthreads < nl ? nthreads : (nl > 0 ? (int)nl : 1))
+#pragma omp parallel num_threads(nthreads < work ? nthreads : (work > 0 ? (int)work : 1))
     {
-        char *tmp = malloc(block_bytes);
+        char *tmp = malloc(piece);
         if (!tmp) {
 #pragma omp atomic write
             nomem = 1;
         }
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t k = 0; k < nl; k++) {
+        for (int64_t k = 0; k < work; k++) {
             if (!tmp)
                 continue;
-            const int64_t s = lead[k];
+            const int64_t s = lead[k / np_];
+            const size_t off = (size_t)(k % np_) * piece;
             int64_t j = s;
-            memcpy(tmp, base + (size_t)s * block_bytes, block_bytes);
+            memcpy(tmp, base + (size_t)s * block_bytes + off, piece);
             while (src[j] != s) {
-                memcpy(base + (size_t)j * block_bytes, base + (size_t)src[j] * block_bytes,
-                       block_bytes);
+                memcpy(base + (size_t)j * block_bytes + off,
+                       base + (size_t)src[j] * block_bytes + off, piece);
                 j = src[j];
             }
-            memcpy(base + (size_t)j * block_bytes, tmp, block_bytes);
+            memcpy(base + (size_t)j * block_bytes + off, tmp, piece);
         }
         free(tmp);
     }

@@ -341,6 +341,7 @@ def _execute_observed(engine, r: _Run, obs) -> Result:
         with obs.span("write state vector", "disk"):
             _write_statevector(r.statevector, engine, comm, plan, r.name)
     state = _gather_state(engine, comm) if r.want_state else None
+    engine.finish_with("state", 0)  # a later pass on this engine (the adjoint's) reads it
     t3 = time.perf_counter()
     observed = obs.finish()  # collective: per-step table, trace written by rank 0
     peak = comm.allgather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)

@@ -67,6 +67,8 @@ def run_plan(plan, check: bool = True, initial=None) -> tuple[np.ndarray, dict]:
                 # the bits the sweep may skip as |0> are |0>: their amplitudes are zero
                 assert not s.zero_mask & set_bits(s.wbits)
                 assert not np.any(psi[(np.arange(1 << n) & s.zero_mask) != 0]), s.zero_mask
+                assert s.zero_wbits == s.zero_wbits & set_bits(s.wbits)
+                assert not np.any(psi[(np.arange(1 << n) & s.zero_wbits) != 0]), s.zero_wbits
             if s.inner:
                 psi = _run_inner(psi, n, s, check)
                 continue

@@ -89,6 +89,22 @@ def test_a_sweep_that_does_arithmetic_or_moves_low_bits_is_swept():
     assert moved_fraction(src, live) == 0.5
 
 
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_blocks_larger_than_a_piece_move_whole(dtype):
+    """Blocks of 2 and 4 MiB are rotated 1 MiB at a time (the scratch stays small)."""
+    x = np.array([[0, 1], [1, 0]], dtype=complex)
+    L = 20
+    rng = np.random.default_rng(5)
+    psi = (rng.normal(size=1 << L) + 1j * rng.normal(size=1 << L)).astype(dtype)
+    ops = [PhysOp(DENSE, (19,), x), PhysOp(SWAPBITS, (18, 19), np.zeros(0, dtype=complex))]
+    moves = block_permutation(ops, L, 0, 0, psi.itemsize)
+    assert len(moves[0]) == 4 and psi.nbytes // 4 > 1 << 20
+    want = ref_sweep(psi.astype(complex), L, 0, [kernel_op(op) for op in ops])
+    got = psi.copy()
+    _kern.permute_blocks(got, *moves, 2)
+    np.testing.assert_array_equal(got, want.astype(dtype))
+
+
 def test_a_cycle_of_zero_blocks_is_not_touched():
     x = np.array([[0, 1], [1, 0]], dtype=complex)
     psi = np.zeros(1 << 12, dtype=complex)

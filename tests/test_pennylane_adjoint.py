@@ -99,6 +99,27 @@ def test_adjoint_ssd_tier_one_process(tmp_path):
         np.testing.assert_allclose(got, ref, atol=TOL)
 
 
+def test_adjoint_ssd_tier_after_a_run_that_kept_its_last_sweep(tmp_path):
+    """The forward run of an adjoint task reads nothing after its plan (no shots, no
+    state), so its last sweep (here a restore sweep: the SWAPs leave the layout permuted)
+    is not written back; the adjoint pass then runs the plan again and must write it."""
+    cfg = dict(SSD, scratch_dir=str(tmp_path), memory_limit="16KiB")
+    dev = qml.device("qgt.qubit", wires=8, **cfg)
+
+    def f(x):
+        qml.SWAP([0, 7])
+        qml.SWAP([1, 6])
+        qml.RX(x[0], 0)
+        qml.CNOT([0, 6])
+        qml.RY(x[1], 6)
+        return qml.expval(qml.Z(0) @ qml.X(6))
+
+    x = qml.numpy.array([0.4, 1.1], requires_grad=True)
+    ref = qml.grad(qml.QNode(f, qml.device("default.qubit", wires=8)))(x)
+    got = qml.grad(qml.QNode(f, dev, diff_method="adjoint"))(x)
+    np.testing.assert_allclose(got, ref, atol=TOL)
+
+
 def test_adjoint_memory_is_checked_before_allocating():
     from qgt.config import load_config
     from qgt.runtime.capacity import ram_bytes

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qgt.errors import InternalError
 from qgt.plan.fuser import is_permutation
 from qgt.plan.steps import DENSE, SWAPBITS
 
@@ -34,6 +35,8 @@ def _low_bit(ops, L: int) -> int | None:
         if not (op.kind == SWAPBITS or (op.kind == DENSE and is_permutation(op.matrix))):
             return None
         local_ctrl = op.ctrl_mask & ((1 << L) - 1)
+        if max(op.targets) >= L:  # a node-shared bit: the window's sweep, not this slice's
+            return None
         low = min(low, *op.targets)
         if local_ctrl:
             low = min(low, (local_ctrl & -local_ctrl).bit_length() - 1)
@@ -73,6 +76,8 @@ def block_permutation(ops, L: int, base: int, zero_mask: int, itemsize: int):
     for op in ops:
         _apply(full, op)
     dst = (full & ((1 << L) - 1)) >> b
+    if np.any(full >> L != base >> L) or len(np.unique(dst)) != len(dst):
+        raise InternalError("a block move left the slice or was not a permutation")
     src = np.empty_like(blocks)
     src[dst] = blocks
     live = ((blocks << b) & zero_mask) == 0

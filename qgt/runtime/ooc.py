@@ -82,6 +82,7 @@ class OocEngine(Engine):
         self._to_writer = None  # (wbits, kernels): the last sweep, left to chunks()
         self._presampled = None  # the shots the last sweep drew (StreamSampler)
         self.last_sweep_written = True
+        self.last_sweep_sampled = self.last_sweep_in_writer = False
 
     def ram_bytes(self) -> int:
         return sum(b.nbytes for b in self.ring) + sum(b.nbytes for b in self.pbufs)
@@ -89,6 +90,7 @@ class OocEngine(Engine):
     def _set_zero_state(self) -> None:
         self.store.clear()
         self._stale, self._presampled, self.last_sweep_written = False, None, True
+        self.last_sweep_sampled = self.last_sweep_in_writer = False
         self._to_writer = None
         if self.comm.rank == 0:
             buf = self.pbufs[0]
@@ -107,9 +109,8 @@ class OocEngine(Engine):
     def io_report(self) -> dict:
         return {**self.bytes_moved(), "buffer_bytes": self.ram_bytes(),
                 "last_sweep_written": self.last_sweep_written,
-                "last_sweep_in_writer": self._reader == "file" and not self.last_sweep_written,
-                "sampled_in_last_sweep": self._presampled is not None
-                or not self.last_sweep_written and self._reader == "samples",
+                "last_sweep_in_writer": self.last_sweep_in_writer,
+                "sampled_in_last_sweep": self.last_sweep_sampled,
                 "page_bytes": self.store.page_bytes, "group_bits": self.group_bits,
                 "max_pages_stored": self.store.max_pages_stored,
                 "file_bytes_on_disk": self.store.allocated_bytes()}
@@ -176,6 +177,7 @@ class OocEngine(Engine):
                                 "back (the run said only samples, or nothing, would read it)")
 
     def _read_group(self, pages, buf) -> None:
+        self._check_written()  # (the adjoint pass reads groups itself)
         with trace.span("read group", "disk", {"pages": len(pages)}):
             for i, pg in enumerate(pages):
                 self.store.read(int(pg), buf[i * self.pa:(i + 1) * self.pa])
@@ -216,8 +218,11 @@ class OocEngine(Engine):
         # the last sweep of a run whose state only samples (one rank) or nothing reads:
         # its groups go to the sampler, not back to disk; of one whose state only the
         # state file reads, to the file (chunks)
+        # (samples only in double precision: a complex64 state's norm is 1 to about 1e-6,
+        # and the shots past its end would all land on its last weighted amplitude)
         last = step is self.plan.steps[-1] and (
-            self._reader == "nothing" or self._reader == "samples" and self.comm.size == 1)
+            self._reader == "nothing" or self._reader == "samples" and self.comm.size == 1
+            and self.dtype == np.complex128)
 
         def work_on(buf, gi):
             vbase = self._vbase(step.vmap, outside, gi)
@@ -240,7 +245,7 @@ class OocEngine(Engine):
         if last:
             self._stale, self.last_sweep_written = True, False
         if sampler is not None:
-            self._presampled = sampler.samples()
+            self._presampled, self.last_sweep_sampled = sampler.samples(), True
 
     def _scan(self, work, write_back: bool) -> None:
         """``work(buf, base, pages)`` on every non-zero group of the lowest group_bits
@@ -401,7 +406,7 @@ class OocEngine(Engine):
                     work_on(buf, gi)
                 for i, pg in enumerate(pages):
                     yield int(pg) << self.p, buf[i * self.pa:(i + 1) * self.pa]
-            self._stale, self.last_sweep_written = True, False
+            self._stale, self.last_sweep_written, self.last_sweep_in_writer = True, False, True
             return
         self._check_written()
         buf = self.pbufs[0]

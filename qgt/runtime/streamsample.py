@@ -1,17 +1,19 @@
 """Samples drawn while the last out-of-core sweep has each page group in RAM.
 
 Used by ``qgt.runtime.ooc.OocEngine`` when one rank holds the whole state on the SSD
-tier and only samples read the final state (``qgt.api`` says so before the run): the
-last sweep then hands each group to this sampler and writes nothing back, so a run that
-only wants counts does not write the whole state to disk and read it again.
+tier in double precision and only samples read the final state (``qgt.api`` says so
+before the run): the last sweep then hands each group to this sampler and writes
+nothing back, so a run that only wants counts does not write the whole state to disk
+and read it again.
 
 The shots are the sorted uniforms ``Engine.sample`` would draw, laid along the
 cumulative distribution in the order the sweep visits amplitudes (groups in turn, each
 in buffer order): every amplitude is visited once, so each shot lands on index i with
 probability |a_i|^2.  The state's norm is taken as 1 (the circuit is unitary from a
 normalised state; terminal measurements only); a shot past the last cumulative sum,
-which rounding can leave (about 1e-15 of the time), goes to the last amplitude with any
-weight, as ``qgt_kern_sample_sorted`` does within a slice.
+which rounding can leave (in complex128 about 1e-15 of the time, hence double precision
+only), goes to the last amplitude with any weight, as ``qgt_kern_sample_sorted`` does
+within a slice.
 """
 
 from __future__ import annotations

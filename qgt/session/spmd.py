@@ -198,7 +198,7 @@ class SpmdRanks:
             self._engines[key] = engine
         engine.plan, engine.rng = plan, rng
         engine.timings = {k: 0.0 for k in engine.timings}
-        engine.passes = 0
+        engine.passes = engine.block_moves = 0
         return engine, False
 
     def lambda_engine(self, plan, rng):
