@@ -88,11 +88,10 @@ def _moved_part(plan, s: Sweep) -> float | None:
     amp = 8 if plan.precision == "single" else 16
     parts = []
     for rank in range(1 << plan.rank_bits):
-        base = rank << L
-        moves = block_permutation(list(s.ops), L, base, s.zero_mask | s.zero_wbits, amp)
+        moves = block_permutation(list(s.ops), L, rank << L, s.zero_mask | s.zero_wbits, amp)
         if moves is None:
             return None
-        parts.append(0.0 if base & s.zero_mask else moved_fraction(*moves))
+        parts.append(moved_fraction(*moves))
     return sum(parts) / len(parts)
 
 

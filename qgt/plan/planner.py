@@ -331,11 +331,9 @@ class _Planner:
         if self.floor:
             self._lift_rank_homes()
         for _ in range(self.g + 1):
-            # a qubit going home to a rank bit leaves from the rank's own slice
-            self._into_slice([p for p in range(self.L, self.n)
-                              if lay.logical[p] != p and lay.is_local(p)])
-            pairs = [(lay.phys[p], p) for p in range(self.L, self.n)
-                     if lay.logical[p] != p and lay.is_local(p)]
+            homing = [p for p in range(self.L, self.n) if lay.logical[p] != p and lay.is_local(p)]
+            self._into_slice(homing)  # a qubit going home leaves from the rank's own slice
+            pairs = [(lay.phys[p], p) for p in homing]
             if not pairs:
                 wrong = [p for p in range(self.L, self.n) if lay.logical[p] != p]
                 if not wrong:

@@ -73,6 +73,7 @@ def block_permutation(ops, L: int, base: int, zero_mask: int, itemsize: int):
         return None
     blocks = np.arange(1 << (L - b), dtype=np.int64)
     full = (blocks << b) | base
+    live = (full & zero_mask) == 0  # (a slice whose rank bits read 1 there: none)
     for op in ops:
         _apply(full, op)
     dst = (full & ((1 << L) - 1)) >> b
@@ -80,7 +81,6 @@ def block_permutation(ops, L: int, base: int, zero_mask: int, itemsize: int):
         raise InternalError("a block move left the slice or was not a permutation")
     src = np.empty_like(blocks)
     src[dst] = blocks
-    live = ((blocks << b) & zero_mask) == 0
     return src, live.astype(np.uint8)
 
 

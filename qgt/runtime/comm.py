@@ -24,8 +24,7 @@ class Comm:
         # ranks that may share one window (qgt.runtime.shared): a node's ranks, when
         # every node has as many and holds consecutive ranks (rank = node * size +
         # node rank, the block placement of mpiexec -ppn and srun); otherwise none
-        every = self.c.allgather((self.local_size, self.local_rank)) if self.size > 1 else [
-            (1, 0)]
+        every = self.c.allgather((self.local_size, self.local_rank))
         block = all(size == self.local_size and lr == r % size
                     for r, (size, lr) in enumerate(every))
         self.window_size = self.local_size if block else 1

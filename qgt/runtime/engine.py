@@ -124,8 +124,7 @@ class Engine:
         moves = block_permutation(ops, self.L, self.base, step.zero_mask | step.zero_wbits,
                                   self.dtype.itemsize)
         if moves is not None:  # only moves whole blocks: no gather, nothing to overlap
-            if not self.base & step.zero_mask:
-                _kern.permute_blocks(self.state, *moves, self.threads)
+            _kern.permute_blocks(self.state, *moves, self.threads)
             self.block_moves += 1
             return
         split = split_for(step.wbits, self._next_step, self.L, self.comm.rank) \

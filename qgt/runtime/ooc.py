@@ -78,20 +78,18 @@ class OocEngine(Engine):
         self.bytes_exchanged = 0
         self._totals = None
         self.timings["io_wait"] = 0.0  # the kernels' thread waiting for a group read
-        self._stale = False  # the last sweep kept its pages (nothing was to read them)
+        # what became of the last sweep's groups: "written" back, "dropped" (nothing
+        # reads them), "sampled" (StreamSampler), or sent "in_writer" (chunks)
+        self.last_sweep = "written"
         self._to_writer = None  # (wbits, kernels): the last sweep, left to chunks()
         self._presampled = None  # the shots the last sweep drew (StreamSampler)
-        self.last_sweep_written = True
-        self.last_sweep_sampled = self.last_sweep_in_writer = False
 
     def ram_bytes(self) -> int:
         return sum(b.nbytes for b in self.ring) + sum(b.nbytes for b in self.pbufs)
 
     def _set_zero_state(self) -> None:
         self.store.clear()
-        self._stale, self._presampled, self.last_sweep_written = False, None, True
-        self.last_sweep_sampled = self.last_sweep_in_writer = False
-        self._to_writer = None
+        self.last_sweep, self._to_writer, self._presampled = "written", None, None
         if self.comm.rank == 0:
             buf = self.pbufs[0]
             buf[:] = 0
@@ -108,9 +106,9 @@ class OocEngine(Engine):
 
     def io_report(self) -> dict:
         return {**self.bytes_moved(), "buffer_bytes": self.ram_bytes(),
-                "last_sweep_written": self.last_sweep_written,
-                "last_sweep_in_writer": self.last_sweep_in_writer,
-                "sampled_in_last_sweep": self.last_sweep_sampled,
+                "last_sweep_written": self.last_sweep == "written",
+                "last_sweep_in_writer": self.last_sweep == "in_writer",
+                "sampled_in_last_sweep": self.last_sweep == "sampled",
                 "page_bytes": self.store.page_bytes, "group_bits": self.group_bits,
                 "max_pages_stored": self.store.max_pages_stored,
                 "file_bytes_on_disk": self.store.allocated_bytes()}
@@ -172,7 +170,7 @@ class OocEngine(Engine):
             f.result()
 
     def _check_written(self) -> None:
-        if self._stale or self._to_writer is not None:
+        if self.last_sweep != "written" or self._to_writer is not None:
             raise InternalError("the state is read after a last sweep that wrote nothing "
                                 "back (the run said only samples, or nothing, would read it)")
 
@@ -220,7 +218,8 @@ class OocEngine(Engine):
         # state file reads, to the file (chunks)
         # (samples only in double precision: a complex64 state's norm is 1 to about 1e-6,
         # and the shots past its end would all land on its last weighted amplitude)
-        last = step is self.plan.steps[-1] and (
+        final = step is self.plan.steps[-1]
+        last = final and (
             self._reader == "nothing" or self._reader == "samples" and self.comm.size == 1
             and self.dtype == np.complex128)
 
@@ -230,7 +229,7 @@ class OocEngine(Engine):
                 for fixed in zero_parts(zero, gb, vbase, [(0, 0)]):
                     _kern.sweep(buf, gb, vbase, wb, ol, self.threads, fixed=fixed)
 
-        if step is self.plan.steps[-1] and self._reader == "file":
+        if final and self._reader == "file":
             self._to_writer = (step.wbits, work_on)
             return
         sampler = StreamSampler(np.sort(self.rng.random(self._shots)), self.p, self.threads) \
@@ -242,10 +241,10 @@ class OocEngine(Engine):
                 sampler.take(buf, pages)
 
         self._for_groups(step.wbits, work, write_back=not last)
-        if last:
-            self._stale, self.last_sweep_written = True, False
         if sampler is not None:
-            self._presampled, self.last_sweep_sampled = sampler.samples(), True
+            self._presampled, self.last_sweep = sampler.samples(), "sampled"
+        elif last:
+            self.last_sweep = "dropped"
 
     def _scan(self, work, write_back: bool) -> None:
         """``work(buf, base, pages)`` on every non-zero group of the lowest group_bits
@@ -406,7 +405,7 @@ class OocEngine(Engine):
                     work_on(buf, gi)
                 for i, pg in enumerate(pages):
                     yield int(pg) << self.p, buf[i * self.pa:(i + 1) * self.pa]
-            self._stale, self.last_sweep_written, self.last_sweep_in_writer = True, False, True
+            self.last_sweep = "in_writer"
             return
         self._check_written()
         buf = self.pbufs[0]
