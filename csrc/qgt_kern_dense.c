@@ -130,10 +130,16 @@ QK_INLINE void lswap_loop(const qk_op *op, qk_real *buf, int w, uint64_t fm, uin
 
 void qk_lswap(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv)
 {
+    /* one instance per low bit, so each shuffle is a constant */
     switch (op->lb[0]) {
     case 0:
         lswap_loop(op, buf, w, fm, fv, 1);
         break;
+#if QK_LVW > 2
+    case 2:
+        lswap_loop(op, buf, w, fm, fv, 4);
+        break;
+#endif
     default:
         lswap_loop(op, buf, w, fm, fv, 2);
         break;
@@ -337,8 +343,13 @@ QK_INLINE void dgl_loop(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint6
             for (int c = 0; c < nh; c++) {
                 const qk_vd x = qk_ld(q + off[c]);
                 for (int si = 0; si < np; si++) {
-                    /* kl is 1 (pattern s1) or 2 (patterns 0..3: bits 0 and 1) */
-                    const int s = si == 0 ? 0 : (kl == 1 ? s1 : si);
+                    /* pattern pdep(si, s1), spelt out for kl = 1 and 2 so that it
+                     * folds to a constant in the instantiated shapes; kl = 3 (three
+                     * low targets, 8 lanes per vector) takes the general form */
+                    const int s = kl > 2 ? (int)qk_pdep((uint64_t)si, (uint64_t)s1)
+                                  : si == 0 ? 0
+                                  : (kl == 1 || si == 3) ? s1
+                                  : si == 1 ? (s1 & -s1) : (s1 & (s1 - 1));
                     const qk_vd px = qk_perm(x, s);
                     P[c * np + si] = px;
                     if (!real)
@@ -382,6 +393,15 @@ void qk_dgl(const qk_op *op, qk_real *buf, int w, uint64_t fm, uint64_t fv)
     QK_DGL_CASE(2, 1, 2)
     QK_DGL_CASE(0, 2, 3)
     QK_DGL_CASE(1, 2, 3)
+#endif
+#if QK_VW >= 8
+    QK_DGL_CASE(0, 1, 4)
+    QK_DGL_CASE(1, 1, 4)
+    QK_DGL_CASE(2, 1, 4)
+    QK_DGL_CASE(0, 2, 5)
+    QK_DGL_CASE(1, 2, 5)
+    QK_DGL_CASE(0, 2, 6)
+    QK_DGL_CASE(1, 2, 6)
 #endif
     dgl_loop(op, buf, w, fm, fv, op->kh, op->kl, op->s1, op->real);
 }

@@ -20,10 +20,14 @@
 #include "qgt_kern.h"
 
 #ifdef QK_SINGLE
-/* complex64 build (csrc/f32/): the same sources with float lanes.  Vectors stay
- * 256-bit even with AVX-512 (4 complex per vector), the lane layout the double
- * AVX-512 build already uses. */
-#if defined(__AVX__)
+/* complex64 build (csrc/f32/): the same sources with float lanes.  With AVX-512
+ * a vector holds 8 complex64 (three low buffer bits inside one vector), so the
+ * arithmetic-bound kernels do twice the work per instruction of the double build. */
+#if defined(__AVX512F__)
+#define QK_VD 16
+#define QK_LVW 3
+#define QK_ISA "avx512 vectors, 8 complex64 per vector"
+#elif defined(__AVX__)
 #define QK_VD 8
 #define QK_LVW 2
 #define QK_ISA "avx vectors, 4 complex64 per vector"
@@ -90,7 +94,9 @@ QK_INLINE qk_vd qk_bc(qk_real x)
 /* (re, im) -> (im, re) in every complex lane */
 QK_INLINE qk_vd qk_sw(qk_vd v)
 {
-#if QK_VD == 8
+#if QK_VD == 16
+    return __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+#elif QK_VD == 8
     return __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
 #elif QK_VD == 4
     return __builtin_shufflevector(v, v, 1, 0, 3, 2);
@@ -100,9 +106,37 @@ QK_INLINE qk_vd qk_sw(qk_vd v)
 }
 
 /* complex lane l takes lane l ^ s (s < QK_VW): a low target bit inside a vector */
+#if QK_VD == 16
+/* the 16 float lanes of complex lanes 0..7, each xor-ed with S */
+#define QK_P16(v, S)                                                                         \
+    __builtin_shufflevector(v, v, 2 * (0 ^ S), 2 * (0 ^ S) + 1, 2 * (1 ^ S), 2 * (1 ^ S) + 1, \
+                            2 * (2 ^ S), 2 * (2 ^ S) + 1, 2 * (3 ^ S), 2 * (3 ^ S) + 1,       \
+                            2 * (4 ^ S), 2 * (4 ^ S) + 1, 2 * (5 ^ S), 2 * (5 ^ S) + 1,       \
+                            2 * (6 ^ S), 2 * (6 ^ S) + 1, 2 * (7 ^ S), 2 * (7 ^ S) + 1)
+#endif
+
 QK_INLINE qk_vd qk_perm(qk_vd v, int s)
 {
-#if QK_VD == 8
+#if QK_VD == 16
+    switch (s) {
+    case 1:
+        return QK_P16(v, 1);
+    case 2:
+        return QK_P16(v, 2);
+    case 3:
+        return QK_P16(v, 3);
+    case 4:
+        return QK_P16(v, 4);
+    case 5:
+        return QK_P16(v, 5);
+    case 6:
+        return QK_P16(v, 6);
+    case 7:
+        return QK_P16(v, 7);
+    default:
+        return v;
+    }
+#elif QK_VD == 8
     switch (s) {
     case 1:
         return __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
@@ -227,7 +261,7 @@ typedef struct {
     int dense; /* DGU rows are full: no column indirection */
     int *rstart, *tcol;
     /* QK_DGL: lane vectors, ci already signed, laid out [rh][ch][si] where
-     * lane xor pattern si is si itself (two low targets) or s1 (one) */
+     * lane xor pattern si is pdep(si, s1): s1 holds the low targets' lane bits */
     qk_vd *vcr, *vci;
     int s1;
     /* QK_DIAG: tables indexed [oi << kh | h]; oi = values of outside targets */

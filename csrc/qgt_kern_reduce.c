@@ -264,6 +264,18 @@ int qgt_kern_pauli_expect(const qk_real *state, int L, uint64_t rank_base, uint6
                      nthreads);
         break;
 #endif
+#if QK_VW >= 8
+#define QK_PAULI_CASE(S)                                                                     \
+    case S:                                                                                  \
+        pauli_chunks(state, c, nchunks, xmask, zmask, rank_base, tab, S, out_re, out_im,     \
+                     nthreads);                                                              \
+        break;
+        QK_PAULI_CASE(4)
+        QK_PAULI_CASE(5)
+        QK_PAULI_CASE(6)
+        QK_PAULI_CASE(7)
+#undef QK_PAULI_CASE
+#endif
     default:
         pauli_chunks(state, c, nchunks, xmask, zmask, rank_base, tab, 0, out_re, out_im,
                      nthreads);

@@ -20,7 +20,7 @@ from qiskit.quantum_info import Statevector
 
 from qgt import _kern
 from tests.conftest import clean_env, run_qgt
-from tests.test_kernels import WMAPS, rand_ops, rand_state, ref_sweep
+from tests.test_kernels import DENSE, SWAP, WMAPS, rand_ops, rand_state, rand_unitary, ref_sweep
 
 TOL = {np.complex128: 1e-10, np.complex64: 1e-5}
 
@@ -53,6 +53,65 @@ def test_random_op_mixes_in_both_precisions(seed, L, w, count, single):
     got = psi.astype(dtype)
     _kern.sweep(got, L, 1 << L, wmap, _kern.OpList(ops), 2)
     assert np.abs(got - want).max() < TOL[dtype] * max(1, count / 10)
+
+
+# The complex64 build with AVX-512 holds 8 amplitudes per vector, so buffer bits 0-2
+# live inside a vector (lane shuffles), where the complex128 build has bits 0-1.
+LANE_WMAPS = [(9, list(range(9))), (10, [0, 1, 2, 4, 6, 7, 9]), (11, [3, 4, 6, 8, 10, 9])]
+
+
+@pytest.mark.parametrize("L,wmap", LANE_WMAPS)
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 6])
+def test_complex64_ops_on_every_lane_bit(L, wmap, k):
+    """Dense ops whose targets take every subset of the first three buffer bits (the
+    lanes of one complex64 vector), with and without a low control, and swaps of each
+    lane bit with a high bit, against the reference."""
+    rng = np.random.default_rng(31 * L + k)
+    wmap = sorted(wmap)
+    lane, high = wmap[:3], wmap[3:]
+    ops = []
+    for sub in range(8):
+        low = [lane[j] for j in range(3) if sub >> j & 1]
+        if len(low) > k or k - len(low) > len(high):
+            continue
+        tg = low + [int(b) for b in rng.choice(high, size=k - len(low), replace=False)]
+        free = [b for b in wmap if b not in tg]
+        ops.append((DENSE, tuple(tg), 0, 0, rand_unitary(1 << k, rng)))
+        if free:
+            c = free[0]
+            ops.append((DENSE, tuple(tg), 1 << c, 1 << c, rand_unitary(1 << k, rng)))
+    for b in lane:
+        ops.append((SWAP, (b, high[-1]), 0, 0, np.zeros(0, dtype=complex)))
+        ops.append((SWAP, (b, high[0]), 1 << lane[(lane.index(b) + 1) % 3], 0,
+                    np.zeros(0, dtype=complex)))
+    psi = rand_state(L, rng)
+    want = ref_sweep(psi, L, 0, ops)
+    for nthreads in (1, 2):
+        got = _kern.aligned_zeros(psi.size, np.complex64)
+        got[:] = psi
+        _kern.sweep(got, L, 0, wmap, _kern.OpList(ops), nthreads)
+        np.testing.assert_allclose(got, want, atol=2e-5 * max(1, len(ops) / 10), rtol=0)
+
+
+def test_complex64_reductions_on_every_lane_pattern():
+    """Marginals over the lane bits and Pauli terms whose X part flips any of them
+    (each of the 8 lane patterns has its own shuffle) agree with complex128."""
+    rng = np.random.default_rng(12)
+    L = 11
+    exact = rand_state(L, rng).astype(np.complex64).astype(np.complex128)
+    s = exact.astype(np.complex64)
+    for bits in ([0], [2], [1, 2], [2, 0, 5], [0, 1, 2, 3], [7, 2, 11]):
+        np.testing.assert_allclose(_kern.marginal(s, L, 0, bits, 2),
+                                   _kern.marginal(exact, L, 0, bits, 2), atol=1e-8, rtol=0)
+    for x in list(range(8)) + [0b1100101, 0b10000000110]:
+        z = int(rng.integers(0, 1 << L))
+        assert abs(_kern.pauli_expect(s, L, 0, x, z, 2)
+                   - _kern.pauli_expect(exact, L, 0, x, z, 2)) < 1e-8
+        for nterms in (3, 20):
+            zs = rng.integers(0, 1 << L, size=nterms).astype(np.uint64)
+            np.testing.assert_allclose(_kern.pauli_group(s, L, 0, x, zs, 2),
+                                       _kern.pauli_group(exact, L, 0, x, zs, 2),
+                                       atol=1e-8, rtol=0)
 
 
 def test_complex64_reductions_add_in_double():
