@@ -28,10 +28,10 @@
 #include <omp.h>
 #endif
 
-void qk_apply_op(const qk_op *op, qk_real *buf, int w, uint64_t base, uint64_t xfm,
-                 uint64_t xfv)
+/* the op's kernel with its pinned bits fm/fv given in full */
+static void apply_pinned(const qk_op *op, qk_real *buf, int w, uint64_t base, uint64_t fm,
+                         uint64_t fv, uint64_t xfm, uint64_t xfv)
 {
-    const uint64_t fm = op->fm | xfm, fv = op->fv | xfv;
     switch (op->kind) {
     case QK_DIAG:
         qk_diag(op, buf, w, fm, fv, qk_oi(op, base));
@@ -62,6 +62,12 @@ void qk_apply_op(const qk_op *op, qk_real *buf, int w, uint64_t base, uint64_t x
     }
 }
 
+void qk_apply_op(const qk_op *op, qk_real *buf, int w, uint64_t base, uint64_t xfm,
+                 uint64_t xfv)
+{
+    apply_pinned(op, buf, w, base, op->fm | xfm, op->fv | xfv, xfm, xfv);
+}
+
 static int unit_active(const qgt_kern_prog *p, uint64_t base)
 {
     for (size_t k = 0; k < p->nops; k++)
@@ -70,11 +76,62 @@ static int unit_active(const qgt_kern_prog *p, uint64_t base)
     return 0;
 }
 
+/* L1 tiles: a run of two or more ops whose targets all lie below QK_TILE_BITS is
+ * applied tile by tile (2^QK_TILE_BITS amplitudes, 16-32 KiB), so the run costs
+ * one trip through L2 instead of one per op.  With AVX-512 a one-qubit op moves
+ * data faster than L2 delivers it; the tile keeps it in L1.  A control above the
+ * tile is one bit of the tile's number: it selects tiles, as it selects units. */
+#ifdef QK_SINGLE
+#define QK_TILE_BITS 11
+#else
+#define QK_TILE_BITS 10
+#endif
+
+/* the buffer bits an op's targets occupy (its pinned bits less its controls) */
+static inline uint64_t op_targets(const qk_op *op)
+{
+    return op->ubits & ~op->fm;
+}
+
+static int tileable(const qk_op *op, int w)
+{
+    return w > QK_TILE_BITS && op->kind != QK_SCALAR && op->kind != QK_NOP &&
+           (op_targets(op) >> QK_TILE_BITS) == 0;
+}
+
+static void run_tiles(const qgt_kern_prog *p, size_t k0, size_t k1, qk_real *buf,
+                      uint64_t base)
+{
+    const uint64_t lo = qk_lowmask(QK_TILE_BITS);
+    const uint64_t ntiles = (uint64_t)1 << (p->w - QK_TILE_BITS);
+    for (uint64_t t = 0; t < ntiles; t++) {
+        const uint64_t hi = t << QK_TILE_BITS;
+        qk_real *tb = buf + 2 * hi;
+        for (size_t k = k0; k < k1; k++) {
+            const qk_op *op = &p->ops[k];
+            if ((hi & op->fm) != (op->fv & ~lo) || !qk_active(op, base))
+                continue;
+            apply_pinned(op, tb, QK_TILE_BITS, base, op->fm & lo, op->fv & lo, 0, 0);
+        }
+    }
+}
+
 void qk_run_unit(const qgt_kern_prog *p, qk_real *buf, uint64_t base)
 {
-    for (size_t k = 0; k < p->nops; k++)
+    size_t k = 0;
+    while (k < p->nops) {
+        size_t e = k;
+        while (e < p->nops && tileable(&p->ops[e], p->w))
+            e++;
+        if (e - k >= 2) {
+            run_tiles(p, k, e, buf, base);
+            k = e;
+            continue;
+        }
         if (qk_active(&p->ops[k], base))
             qk_apply_op(&p->ops[k], buf, p->w, base, 0, 0);
+        k++;
+    }
 }
 
 /* n amplitudes, copied with plain vector moves */
