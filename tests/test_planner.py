@@ -223,6 +223,36 @@ def test_qft31_out_of_core_counts_take_two_passes():
     assert len(written.steps) > 2  # writing the state puts the qubits back in order
 
 
+def test_qft31_out_of_core_state_written_in_three_passes():
+    """The restore swaps whose bits the last sweep holds run at its end: QFT-31's bit
+    reversal needs one restore pass out of core (with 2^26-amplitude groups), not two."""
+    written = make_plan(load_circuit("qft:31"), 1, 16, 4, ssd=(20, 26))
+    assert [type(s).__name__ for s in written.steps] == ["Sweep"] * 3
+    last_compute = [op.name for op in written.steps[1].ops]
+    assert last_compute[-10:] == ["swapbits"] * 10 and "h" in last_compute
+    assert {op.name for op in written.steps[2].ops} == {"swapbits"}
+    assert written.final_layout == tuple(range(31))
+
+
+@pytest.mark.parametrize("spec,ranks,w,c0,ssd", [
+    ("qft:10", 1, 8, 2, None), ("qft:12", 1, 6, 2, (3, 7)), ("qpe:10", 2, 6, 2, None),
+    ("qpe:10", 1, 6, 2, (3, 7))])
+def test_restore_folded_into_the_last_sweep_matches_statevector(spec, ranks, w, c0, ssd):
+    """Where the fold applies, the plan has fewer restore sweeps than the swaps alone
+    would need, ends in logical order, and still gives Qiskit's state."""
+    from qgt.frontend import load_qiskit
+
+    circ = load_circuit(spec)
+    plan = make_plan(circ, ranks, block_qubits=w, page_qubits=c0, ssd=ssd)
+    folded = [s for s in plan.steps if isinstance(s, Sweep) and s.items
+              and s.ops[-1].name == "swapbits"]
+    assert len(folded) == 1 and plan.final_layout == tuple(range(circ.n_qubits))
+    psi, _ = run_plan(plan)
+    qc = load_qiskit(spec)
+    qc.remove_final_measurements()
+    assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
+
+
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_qft28_distributed_takes_one_global_swap(ranks):
     """The initial layout is free (|0...0> is the same in every layout): the rank bits

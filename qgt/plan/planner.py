@@ -343,6 +343,11 @@ class _Planner:
             for p_local, p_rank in pairs:
                 lay.swap_physical(p_local, p_rank)
             self.emit(GlobalSwap(tuple(sorted(pairs))))
+        self._fold_into_last_sweep()
+        self._emit_swaps(self._local_swaps(lay))
+
+    def _local_swaps(self, lay: Layout) -> list[tuple[int, int]]:
+        """The bit swaps, in order, that take local bits from ``lay`` to logical order."""
         swaps = []
         work = lay.copy()  # the layout changes only as each sweep is emitted
         for p in range(self.L):
@@ -350,12 +355,45 @@ class _Planner:
                 other = work.phys[p]
                 swaps.append((p, other))
                 work.swap_physical(p, other)
-        self._emit_swaps(swaps)
+        return swaps
 
-    def _emit_swaps(self, swaps) -> None:
-        """Bit swaps as few sweeps as fit the working set (the low c0 bits plus the bits
-        swapped).  With room for only one bit beyond c0 (out of core, a page group as
-        small as the planner allows), swap(a, b) goes through in-page bit 0:
+    def _fold_into_last_sweep(self) -> None:
+        """Send home, at the end of the plan's last sweep, every qubit whose home bit and
+        current bit are both in that sweep's working set: a swap inside the cache-
+        resident working set costs about what a one-qubit gate does, a restore sweep a
+        pass over the state (out of core, a read and a write of it).  Done only when it
+        leaves fewer restore sweeps; a qubit sent home never leaves it again.
+
+            last sweep, W = {0..5, 25..30}:  gates ... swap(5,25) swap(4,26) ...
+            restore sweeps: only for the qubits W could not send home
+        """
+        last = self.steps[-1] if self.steps else None
+        if not isinstance(last, Sweep):
+            return
+        wset, trial, folded = set(last.wbits), self.layout.copy(), []
+        changed = True
+        while changed:
+            changed = False
+            for p in sorted(wset):
+                if trial.logical[p] != p and trial.phys[p] in wset:
+                    folded.append((p, trial.phys[p]))
+                    trial.swap_physical(p, trial.phys[p])
+                    changed = True
+        if not folded or (len(self._swap_groups(self._local_swaps(trial)))
+                          >= len(self._swap_groups(self._local_swaps(self.layout)))):
+            return
+        for a, b in folded:
+            self.layout.swap_physical(a, b)
+            self._swap_zero(a, b)
+        self.steps[-1] = dataclasses.replace(last, ops=last.ops + tuple(
+            _swapbits(a, b) for a, b in folded))
+        self.layouts[-1] = self.layout.as_tuple()
+
+    def _swap_groups(self, swaps) -> list[tuple[list, set]]:
+        """Bit swaps cut into as few sweeps as fit the working set (the low c0 bits plus
+        the bits swapped): (ops, bits) per sweep.  With room for only one bit beyond c0
+        (out of core, a page group as small as the planner allows), swap(a, b) goes
+        through in-page bit 0:
 
             swap(a, b) = swap(0, a) . swap(0, b) . swap(0, a)     one outer bit each
         """
@@ -366,15 +404,21 @@ class _Planner:
                 ops += [(0, a), (0, b), (0, a)]
             else:
                 ops.append((a, b))
+        groups: list[tuple[list, set]] = []
         group: list[PhysOp] = []
         bits: set[int] = set(base)
         for a, b in ops:
             if len(bits | {a, b}) > self.w:
-                self._emit_perm(group, bits)
+                groups.append((group, bits))
                 group, bits = [], set(base)
-            group.append(PhysOp(SWAPBITS, (a, b), np.zeros(0, dtype=complex), name="swapbits"))
+            group.append(_swapbits(a, b))
             bits |= {a, b}
         if group:
+            groups.append((group, bits))
+        return groups
+
+    def _emit_swaps(self, swaps) -> None:
+        for group, bits in self._swap_groups(swaps):
             self._emit_perm(group, bits)
 
     def _lift_rank_homes(self) -> None:
@@ -393,6 +437,10 @@ class _Planner:
             bits.add(p) if p not in bits else None
             p += 1
         self.emit(Sweep(tuple(sorted(bits)), tuple(group)))
+
+
+def _swapbits(a: int, b: int) -> PhysOp:
+    return PhysOp(SWAPBITS, (a, b), np.zeros(0, dtype=complex), name="swapbits")
 
 
 def _first_uses(items, n: int, observables_x: list[int]) -> tuple[dict[int, int], list[int]]:
