@@ -11,9 +11,10 @@
  *
  * Each cycle is rotated in place, in pieces of at most 1 MiB through one
  * piece-sized buffer per thread; cycles and pieces are independent, so threads
- * take them in turn.  A cycle whose
- * blocks are all marked not live (all zero, known by the planner) is skipped:
- * zeros moved onto zeros change nothing.
+ * take them in turn.  Blocks marked not live are all zero (known by the planner):
+ * a cycle of them is skipped, and inside a cycle a block whose new content is
+ * such a block is cleared, or left alone if it was not live either, so a GHZ
+ * chain's cycle of 16 blocks with one live block costs one copy and one clear.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -84,13 +85,21 @@ int qgt_kern_permute_blocks(void *state, int64_t nblocks, size_t block_bytes,
             const int64_t s = lead[k / np_];
             const size_t off = (size_t)(k % np_) * piece;
             int64_t j = s;
-            memcpy(tmp, base + (size_t)s * block_bytes + off, piece);
+            if (live[s])
+                memcpy(tmp, base + (size_t)s * block_bytes + off, piece);
             while (src[j] != s) {
-                memcpy(base + (size_t)j * block_bytes + off,
-                       base + (size_t)src[j] * block_bytes + off, piece);
+                char *to = base + (size_t)j * block_bytes + off;
+                if (live[src[j]])
+                    memcpy(to, base + (size_t)src[j] * block_bytes + off, piece);
+                else if (live[j])
+                    memset(to, 0, piece);
                 j = src[j];
             }
-            memcpy(base + (size_t)j * block_bytes + off, tmp, piece);
+            char *to = base + (size_t)j * block_bytes + off;
+            if (live[s])
+                memcpy(to, tmp, piece);
+            else if (live[j])
+                memset(to, 0, piece);
         }
         free(tmp);
     }

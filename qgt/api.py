@@ -13,14 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# what planning uses is imported here, not on first use, so that a plan's timing
+# (``timings.plan``) is the planning and not the import of its modules
+from qgt.bench.opcost import cost_model
 from qgt.config import Config, load_config
 from qgt.errors import CapacityError, InternalError, QgtError, UserError
 from qgt.obs import logs
 from qgt.plan import make_plan
 from qgt.plan.summary import plan_figures
-from qgt.precision import of_plan
+from qgt.plan.support import support_log2, widest
+from qgt.precision import amp_bytes, of_plan
 from qgt.result import Result
-from qgt.runtime.capacity import choose_tier, preflight, scratch_dir
+from qgt.runtime.capacity import choose_tier, preflight, scratch_dir, shm_free_bytes
 
 
 def _as_config(config) -> Config:
@@ -64,9 +68,6 @@ def shared_rank_bits(cfg: Config, ranks: int, ranks_per_node: int, adjoint: bool
     a number of ranks that is not a power of two dividing ``ranks``, or when a node's
     window (its part of ``n_qubits``' state) would not fit the free space of
     /dev/shm, where MPI puts it."""
-    from qgt.precision import amp_bytes
-    from qgt.runtime.shared import shm_free_bytes
-
     rpn = min(ranks_per_node, ranks)
     if not cfg.shared_memory or adjoint or rpn < 2 or rpn & (rpn - 1) or ranks % rpn:
         return 0
@@ -84,9 +85,6 @@ def plan_for(circ, cfg: Config, ranks: int, observables=(), done=None, ranks_per
     (``adjoint``: room for a second state, qgt.session.adjoint; ``restore``: the final
     state is read, so it must end in logical order; ``window_ranks``: the ranks that
     may share a window, ``Comm.window_size``, by default ``ranks_per_node``)."""
-    from qgt.bench.opcost import cost_model
-    from qgt.plan.support import support_log2, widest
-
     support = support_log2(circ)
     ssd = choose_tier(cfg, circ.n_qubits, ranks, ranks_per_node, threads, support,
                       widest(circ, observables), adjoint)

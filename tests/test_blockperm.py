@@ -122,6 +122,30 @@ def test_a_cycle_of_zero_blocks_is_not_touched():
     assert psi[(1 << 11) + 5] == 0.0 and psi[(3 << 10) + 5] == 7.0
 
 
+def test_a_cycle_with_one_live_block_copies_it_and_clears_its_old_place():
+    """GHZ's chain: a cycle of 4 blocks of which one may hold anything.  Its content
+    lands where the permutation sends it, its old block is cleared, and the blocks
+    known to be zero are neither read nor written (a planted value in one stays)."""
+    x = np.array([[0, 1], [1, 0]], dtype=complex)
+    L = 13
+    # CX 10 -> 11, then CX 11 -> 12: block bits (10, 11, 12) = j; j=1 -> 3 -> 7 -> 5 -> 1
+    ops = [PhysOp(DENSE, (11,), x, 1 << 10, 1 << 10), PhysOp(DENSE, (12,), x, 1 << 11, 1 << 11)]
+    rng = np.random.default_rng(4)
+    psi = np.zeros(1 << L, dtype=complex)
+    psi[1 << 10:2 << 10] = rng.normal(size=1 << 10)  # block 1 live, blocks 3, 5, 7 zero
+    psi[:1 << 10] = 1.0  # block 0 is fixed
+    want = ref_sweep(psi, L, 0, [kernel_op(op) for op in ops])
+    zero = (1 << 11) | (1 << 12)  # bits 11 and 12 read 0 wherever the state is not zero
+    src, live = block_permutation(ops, L, 0, zero, 16)
+    assert list(live) == [1, 1, 0, 0, 0, 0, 0, 0] and moved_fraction(src, live) == 2 / 8
+    got = psi.copy()
+    got[(5 << 10) + 9] = 3.0  # a lie about block 5 (dead, and its source 7 is dead)
+    _kern.permute_blocks(got, src, live, 2)
+    assert got[(5 << 10) + 9] == 3.0  # untouched
+    got[(5 << 10) + 9] = 0.0
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("ranks,cfg", [(1, {}), (2, {"shared_memory": False})])
 def test_a_ghz_chain_moves_blocks_and_matches_qiskit(tmp_path, ranks, cfg):
     cfg = {**cfg, "block_qubits": 6}

@@ -77,7 +77,8 @@ def block_permutation(ops, L: int, base: int, zero_mask: int, itemsize: int):
     for op in ops:
         _apply(full, op)
     dst = (full & ((1 << L) - 1)) >> b
-    if np.any(full >> L != base >> L) or len(np.unique(dst)) != len(dst):
+    # (a bincount, not np.unique: unique's first call costs milliseconds of set-up)
+    if np.any(full >> L != base >> L) or np.bincount(dst, minlength=len(dst)).max() > 1:
         raise InternalError("a block move left the slice or was not a permutation")
     src = np.empty_like(blocks)
     src[dst] = blocks
@@ -86,8 +87,8 @@ def block_permutation(ops, L: int, base: int, zero_mask: int, itemsize: int):
 
 def moved_fraction(src: np.ndarray, live: np.ndarray) -> float:
     """The part of the slice a block permutation must read and write: the blocks that
-    move where the old or the new content may be non-zero (the kernel copies every
-    block of a cycle it rotates, so it may do more)."""
+    move where the old or the new content may be non-zero (what the kernel copies, or
+    clears when only the old content may be)."""
     moves = src != np.arange(len(src))
     return float(np.count_nonzero(moves & (live.astype(bool) | live[src].astype(bool)))) \
         / len(src)

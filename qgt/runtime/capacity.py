@@ -12,6 +12,17 @@ import os
 from qgt.precision import amp_bytes
 from qgt.units import format_size_approx as fmt
 
+SHM_DIR = "/dev/shm"  # where MPICH (and Open MPI) back shared windows
+
+
+def shm_free_bytes() -> int:
+    """Free space of the tmpfs that holds shared windows (0 when there is none)."""
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
 
 def available_memory() -> int:
     with open("/proc/meminfo") as f:

@@ -20,23 +20,10 @@ no global swap for them; a Pauli term's X/Y bits are first moved into the slice
 
 from __future__ import annotations
 
-import os
-
 from qgt import _kern
 from qgt.errors import UserError
 from qgt.runtime.engine import Engine, pack, zero_parts
 from qgt.runtime.exchange import Exchanger
-
-SHM_DIR = "/dev/shm"  # where MPICH (and Open MPI) back shared windows
-
-
-def shm_free_bytes() -> int:
-    """Free space of the tmpfs that holds shared windows (0 when there is none)."""
-    try:
-        st = os.statvfs(SHM_DIR)
-    except OSError:
-        return 0
-    return st.f_bavail * st.f_frsize
 
 
 class SharedEngine(Engine):
