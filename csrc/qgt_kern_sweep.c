@@ -76,16 +76,24 @@ static int unit_active(const qgt_kern_prog *p, uint64_t base)
     return 0;
 }
 
-/* L1 tiles: a run of two or more ops whose targets all lie below QK_TILE_BITS is
- * applied tile by tile (2^QK_TILE_BITS amplitudes, 16-32 KiB), so the run costs
- * one trip through L2 instead of one per op.  With AVX-512 a one-qubit op moves
- * data faster than L2 delivers it; the tile keeps it in L1.  A control above the
- * tile is one bit of the tile's number: it selects tiles, as it selects units. */
+/* L1 tiles: a run of two or more ops whose targets fit one tile of 2^QK_TILE_BITS
+ * amplitudes (16 KiB) is applied tile by tile, so the run costs one trip through L2
+ * instead of one per op: with AVX-512 a one-qubit op on a unit in L2 runs at about
+ * three quarters of its rate in L1.  A tile is every bit below some bit lo plus up
+ * to QK_TILE_HIGH of the run's targets above it, so ops on high buffer bits take
+ * part too; the tile is reached by pinning the other bits (as threads split a
+ * unit), in at most 2^QK_TILE_HIGH contiguous runs:
+ *
+ *     buffer bits   15 14 13 12 11 10 9 8 7 6 5 ... 0     run targets {14, 3, 5}
+ *     tile          .  T  .  .  .  .  . T T T T ... T     lo = 9, one high bit
+ *
+ * A control on a pinned bit selects tiles, as a control outside W selects units. */
 #ifdef QK_SINGLE
 #define QK_TILE_BITS 11
 #else
 #define QK_TILE_BITS 10
 #endif
+#define QK_TILE_HIGH 3
 
 /* the buffer bits an op's targets occupy (its pinned bits less its controls) */
 static inline uint64_t op_targets(const qk_op *op)
@@ -93,38 +101,51 @@ static inline uint64_t op_targets(const qk_op *op)
     return op->ubits & ~op->fm;
 }
 
-static int tileable(const qk_op *op, int w)
+/* The tile's bits for targets S, or 0 when S fits no tile. */
+static uint64_t tile_bits(uint64_t S, int w)
 {
-    return w > QK_TILE_BITS && op->kind != QK_SCALAR && op->kind != QK_NOP &&
-           (op_targets(op) >> QK_TILE_BITS) == 0;
+    for (int h = 0; h <= QK_TILE_HIGH; h++) {
+        const int lo = QK_TILE_BITS - h;
+        const uint64_t above = S & ~qk_lowmask(lo);
+        if (__builtin_popcountll(above) <= h)
+            return (qk_lowmask(lo) | above) & qk_lowmask(w);
+    }
+    return 0;
 }
 
 static void run_tiles(const qgt_kern_prog *p, size_t k0, size_t k1, qk_real *buf,
-                      uint64_t base)
+                      uint64_t base, uint64_t tile)
 {
-    const uint64_t lo = qk_lowmask(QK_TILE_BITS);
-    const uint64_t ntiles = (uint64_t)1 << (p->w - QK_TILE_BITS);
+    const uint64_t pinned = qk_lowmask(p->w) & ~tile;
+    const uint64_t ntiles = (uint64_t)1 << __builtin_popcountll(pinned);
     for (uint64_t t = 0; t < ntiles; t++) {
-        const uint64_t hi = t << QK_TILE_BITS;
-        qk_real *tb = buf + 2 * hi;
+        const uint64_t xv = qk_pdep(t, pinned);
         for (size_t k = k0; k < k1; k++) {
             const qk_op *op = &p->ops[k];
-            if ((hi & op->fm) != (op->fv & ~lo) || !qk_active(op, base))
+            if (((xv ^ op->fv) & op->fm & pinned) || !qk_active(op, base))
                 continue;
-            apply_pinned(op, tb, QK_TILE_BITS, base, op->fm & lo, op->fv & lo, 0, 0);
+            apply_pinned(op, buf, p->w, base, op->fm | pinned, (op->fv & ~pinned) | xv, 0, 0);
         }
     }
 }
 
 void qk_run_unit(const qgt_kern_prog *p, qk_real *buf, uint64_t base)
 {
+    const int tiles = p->w > QK_TILE_BITS;
     size_t k = 0;
     while (k < p->nops) {
+        uint64_t S = 0, tile = 0;
         size_t e = k;
-        while (e < p->nops && tileable(&p->ops[e], p->w))
+        while (tiles && e < p->nops && p->ops[e].kind != QK_SCALAR) {
+            const uint64_t t = tile_bits(S | op_targets(&p->ops[e]), p->w);
+            if (!t)
+                break;
+            S |= op_targets(&p->ops[e]);
+            tile = t;
             e++;
+        }
         if (e - k >= 2) {
-            run_tiles(p, k, e, buf, base);
+            run_tiles(p, k, e, buf, base, tile);
             k = e;
             continue;
         }

@@ -269,17 +269,20 @@ def test_split_inside_one_unit():
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("wmap", [list(range(13)), list(range(14)),
                                   [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13]])
-def test_runs_of_low_ops_in_l1_tiles(wmap, dtype):
+def test_runs_of_ops_in_l1_tiles(wmap, dtype):
     """Working sets wider than an L1 tile (2^10 amplitudes in complex128, 2^11 in
-    complex64): runs of ops whose targets lie below the tile go tile by tile, with
-    controls above the tile, outside W and on rank bits selecting tiles."""
+    complex64): runs of ops whose targets fit a tile (the low bits, or the bits below
+    some bit plus up to three high ones) go tile by tile, with controls on the pinned
+    bits, outside W and on rank bits selecting tiles."""
     rng = np.random.default_rng(len(wmap) + (dtype == np.complex64))
     L = 14
     low = [b for b in wmap if wmap.index(b) < 10]
+    mixed = [b for b in wmap if wmap.index(b) < 7] + wmap[-3:]
     ops = []
-    for _ in range(8):  # runs of low ops between ops on any bit of W
+    for _ in range(8):  # runs of tile-sized ops between ops on any bit of W
         ops += rand_ops(rng, low, L + 2, int(rng.integers(1, 8)))
         ops += rand_ops(rng, wmap, L + 2, int(rng.integers(1, 3)))
+        ops += rand_ops(rng, mixed, L + 2, int(rng.integers(2, 8)))
     psi = rand_state(L, rng)
     want = ref_sweep(psi, L, 2 << L, ops)
     for nthreads in (1, 2):
