@@ -247,40 +247,31 @@ int qgt_kern_pauli_expect(const qk_real *state, int L, uint64_t rank_base, uint6
     const int64_t nchunks = (int64_t)(n >> c);
     const int xlo = (int)(xmask & (QK_VW - 1));
     /* one instance per lane pattern, so each shuffle is a constant */
-    switch (xlo) {
-#if QK_VW >= 2
-    case 1:
-        pauli_chunks(state, c, nchunks, xmask, zmask, rank_base, tab, 1, out_re, out_im,
-                     nthreads);
-        break;
-#endif
-#if QK_VW >= 4
-    case 2:
-        pauli_chunks(state, c, nchunks, xmask, zmask, rank_base, tab, 2, out_re, out_im,
-                     nthreads);
-        break;
-    case 3:
-        pauli_chunks(state, c, nchunks, xmask, zmask, rank_base, tab, 3, out_re, out_im,
-                     nthreads);
-        break;
-#endif
-#if QK_VW >= 8
 #define QK_PAULI_CASE(S)                                                                     \
     case S:                                                                                  \
         pauli_chunks(state, c, nchunks, xmask, zmask, rank_base, tab, S, out_re, out_im,     \
                      nthreads);                                                              \
         break;
+    switch (xlo) {
+#if QK_VW >= 2
+        QK_PAULI_CASE(1)
+#endif
+#if QK_VW >= 4
+        QK_PAULI_CASE(2)
+        QK_PAULI_CASE(3)
+#endif
+#if QK_VW >= 8
         QK_PAULI_CASE(4)
         QK_PAULI_CASE(5)
         QK_PAULI_CASE(6)
         QK_PAULI_CASE(7)
-#undef QK_PAULI_CASE
 #endif
     default:
         pauli_chunks(state, c, nchunks, xmask, zmask, rank_base, tab, 0, out_re, out_im,
                      nthreads);
         break;
     }
+#undef QK_PAULI_CASE
     free(tab);
     return QGT_KERN_OK;
 }

@@ -86,6 +86,7 @@ static int unit_active(const qgt_kern_prog *p, uint64_t base)
  *
  *     buffer bits   15 14 13 12 11 10 9 8 7 6 5 ... 0     run targets {14, 3, 5}
  *     tile          .  T  .  .  .  .  . T T T T ... T     lo = 9, one high bit
+ *                                                          (complex128; lo = 10 in f32)
  *
  * A control on a pinned bit selects tiles, as a control outside W selects units. */
 #ifdef QK_SINGLE
@@ -95,7 +96,8 @@ static int unit_active(const qgt_kern_prog *p, uint64_t base)
 #endif
 #define QK_TILE_HIGH 3
 
-/* the buffer bits an op's targets occupy (its pinned bits less its controls) */
+/* the high buffer bits an op's targets occupy (its pinned bits less its controls);
+ * lane targets are inside every tile, targets outside W are read from base */
 static inline uint64_t op_targets(const qk_op *op)
 {
     return op->ubits & ~op->fm;

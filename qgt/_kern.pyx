@@ -481,8 +481,9 @@ def block_norms(state, block, nthreads):
 
 def permute_blocks(state, src, live, nthreads):
     """Move whole blocks: with the slice cut into ``len(src)`` equal blocks, block j
-    becomes old block ``src[j]`` (a permutation); cycles whose blocks all have
-    ``live`` 0 (known zero) are left alone."""
+    becomes old block ``src[j]`` (a permutation).  Blocks with ``live`` 0 are known
+    zero: they are never read, a live block whose new content is one is cleared, and
+    one whose new content is one too is left alone."""
     cdef char *p = _data(state, "state", state.dtype, True)
     s = np.ascontiguousarray(src, dtype=np.int64)
     lv = np.ascontiguousarray(live, dtype=np.uint8)

@@ -253,6 +253,26 @@ def test_restore_folded_into_the_last_sweep_matches_statevector(spec, ranks, w, 
     assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
 
 
+def test_no_fold_into_a_sweep_that_only_moves_amplitudes():
+    """A last sweep of CX chains may run as block moves; restore swaps on its low bits
+    would make it a full gather pass, so the restore keeps its own sweep."""
+    qc = QuantumCircuit(10)
+    qc.h(0)
+    for i in range(9):
+        qc.cx(i, i + 1)
+    qc.swap(0, 9)
+    qc.swap(1, 8)
+    qc.h(3)
+    for i in range(3, 9):
+        qc.cx(i, i + 1)
+    plan = make_plan(lower(qc), 1, block_qubits=8, page_qubits=2)
+    *_, last_compute, restore = plan.steps
+    assert {op.name for op in restore.ops} == {"swapbits"}
+    assert "swapbits" not in {op.name for op in last_compute.ops}
+    psi, _ = run_plan(plan)
+    assert np.allclose(psi, Statevector(qc).data, atol=1e-10)
+
+
 @pytest.mark.parametrize("ranks", [2, 4])
 def test_qft28_distributed_takes_one_global_swap(ranks):
     """The initial layout is free (|0...0> is the same in every layout): the rank bits

@@ -23,6 +23,9 @@ from qgt.plan.fuser import DEFAULT_COSTS, CostModel
 
 _X = np.array([[0, 1], [1, 0]], dtype=complex)
 PROBE_QUBITS = 22
+# bumped when the kernels' relative costs change (runs of ops in L1 tiles), so figures
+# measured on an older build are measured again rather than used
+KERNEL_GENERATION = "l1-tiles"
 OPS_PER_SWEEP = 16
 
 
@@ -34,7 +37,7 @@ def _path() -> Path:
 def _key() -> str:
     from qgt import _kern
 
-    return f"{socket.gethostname()} | {_kern.build_info()}"
+    return f"{socket.gethostname()} | {_kern.build_info()} | {KERNEL_GENERATION}"
 
 
 def measure(threads: int, n: int = PROBE_QUBITS, wbits: int = 14) -> dict:

@@ -10,10 +10,11 @@ onto another block whole:
              block number j | offset       ->   block pi(j), same offset
 
 So it is a memcpy of every block that moves (``qgt_kern_permute_blocks``), not a gather
-of strided runs; blocks the permutation fixes are not touched at all, and a cycle of
-blocks the planner knows are zero (``Sweep.zero_mask``) is skipped.  A GHZ chain's
-second sweep, which the gather path runs as a 3x pass over strided 16-amplitude runs,
-moves 2 blocks.
+of strided runs; blocks the permutation fixes are not touched at all, and blocks the
+planner knows are zero (``Sweep.zero_mask``, ``Sweep.zero_wbits``) are neither read nor
+written: a block whose new content is one of them is cleared if it may hold anything.
+A GHZ chain's second sweep, which the gather path runs as a 3x pass over strided
+16-amplitude runs, copies one block and clears another.
 """
 
 from __future__ import annotations

@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 
 from qgt.precision import amp_bytes
+from qgt.runtime.stale_shm import SHM_DIR  # where MPICH (and Open MPI) back shared windows
 from qgt.units import format_size_approx as fmt
-
-SHM_DIR = "/dev/shm"  # where MPICH (and Open MPI) back shared windows
 
 
 def shm_free_bytes() -> int:
