@@ -67,6 +67,10 @@ def measure(threads: int, n: int = PROBE_QUBITS, wbits: int = 14) -> dict:
         ops = [(0, tuple(sorted(rng.choice(np.arange(2, wbits), k, replace=False))), 0, 0,
                 unitary_group.rvs(1 << k, random_state=j)) for j in range(OPS_PER_SWEEP)]
         dense.append(per_op(ops))
+    rx = [(0, (int(rng.integers(2, wbits)),), 0, 0,
+           np.array([[np.cos(a), -1j * np.sin(a)], [-1j * np.sin(a), np.cos(a)]]))
+          for a in rng.uniform(0, np.pi, OPS_PER_SWEEP)]
+    dense1_cheap = per_op(rx)
     perm = per_op([(0, (int(rng.integers(2, wbits)),), 1 << 1, 1 << 1, _X)
                    for _ in range(OPS_PER_SWEEP)])
     perm_block = per_op([(0, tuple(sorted(rng.choice(np.arange(2, wbits), 5, replace=False))),
@@ -74,7 +78,8 @@ def measure(threads: int, n: int = PROBE_QUBITS, wbits: int = 14) -> dict:
                          for _ in range(OPS_PER_SWEEP)])
     diag = per_op([(1, tuple(range(4, 8)), 0, 0, np.exp(1j * rng.random(16)))
                    for _ in range(OPS_PER_SWEEP)])
-    return {"dense": dense, "permutation": perm, "permutation_block": perm_block,
+    return {"dense": dense, "dense1_cheap": dense1_cheap, "permutation": perm,
+            "permutation_block": perm_block,
             "diagonal": diag, "threads": threads,
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
@@ -99,6 +104,7 @@ def cost_model() -> CostModel:
         res = json.loads(_path().read_text()).get(_key())
         if res:
             return CostModel(dense=tuple(float(x) for x in res["dense"]),
+                             dense1_cheap=float(res.get("dense1_cheap", res["dense"][1])),
                              permutation=float(res["permutation"]),
                              permutation_block=float(res.get(
                                  "permutation_block", DEFAULT_COSTS.permutation_block)),
@@ -112,6 +118,7 @@ def cost_model() -> CostModel:
 def format_costs(res: dict) -> str:
     dense = ", ".join(f"{k}q {v:.0f}" for k, v in enumerate(res["dense"]) if k)
     return (f"  kernel costs (ms per op at 2^26 amplitudes, {res['threads']} threads): dense "
-            f"{dense}; permutation {res['permutation']:.0f} (a 5-qubit block "
+            f"{dense}; 1q real or rx {res.get('dense1_cheap', float('nan')):.0f}; "
+            f"permutation {res['permutation']:.0f} (a 5-qubit block "
             f"{res.get('permutation_block', float('nan')):.0f}); phase table "
             f"{res['diagonal']:.0f}")

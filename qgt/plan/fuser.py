@@ -29,19 +29,26 @@ from qgt.plan.fusion import Controlled, compose
 from qgt.plan.steps import DENSE, DIAG, PhysOp
 
 MAX_DIAG_BITS = 6  # the kernels' widest table (QGT_KERN_MAX_TARGETS)
+MERGE_MARGIN = 0.1  # a phase table merged into a dense block must save this share
 
 
 @dataclass(frozen=True)
 class CostModel:
     """Milliseconds per op on a 2^26-amplitude slice, 2 threads (``qgt calibrate
-    --kernels`` measures them on the node; the defaults were measured on an AMD EPYC
-    2-core KVM guest with AVX2, 2026-12-01).  Only ratios matter to the fuser."""
+    --kernels`` measures them on the node).  The defaults were measured on the
+    development machine (2 cores of a Sapphire-Rapids-class Xeon, AVX-512, L1 tiles),
+    2026-12-07; an AMD EPYC guest with AVX2 measured 20, 46, 150, 270, 480, 980 for
+    dense 1- to 6-qubit blocks, 10 for a permutation and 14 for a phase table
+    (2026-12-01).  Only ratios matter to the fuser."""
 
-    dense: tuple[float, ...] = (0.0, 20.0, 46.0, 150.0, 270.0, 480.0, 980.0)
-    permutation: float = 10.0  # X, CX, SWAP: moves amplitudes, no arithmetic
+    dense: tuple[float, ...] = (0.0, 13.5, 23.2, 53.5, 86.8, 169.8, 355.1)
+    # a one-qubit gate with a half-cost kernel: a real matrix (h, ry) or rx's shape (real
+    # diagonal, imaginary off-diagonal)
+    dense1_cheap: float = 11.4
+    permutation: float = 9.2  # X, CX, SWAP: moves amplitudes, no arithmetic
     # a fused permutation of up to MAX_PERM_BITS bits (a CX chain): one sparse pass
-    permutation_block: float = 20.0
-    diagonal: float = 14.0  # any phase table up to MAX_DIAG_BITS bits
+    permutation_block: float = 27.8
+    diagonal: float = 13.0  # any phase table up to MAX_DIAG_BITS bits
     source: str = "built-in"
 
     def of_dense(self, k: int) -> float:
@@ -53,6 +60,16 @@ DEFAULT_COSTS = CostModel()
 
 def _bits(mask: int) -> tuple[int, ...]:
     return tuple(b for b in range(64) if mask >> b & 1)
+
+
+def is_cheap_1q(m) -> bool:
+    """A 2x2 matrix the kernels apply at half the multiply-adds: real (h, ry) or rx's
+    shape, real on the diagonal and imaginary off it."""
+    m = np.asarray(m)
+    if m.shape != (2, 2):
+        return False
+    return bool(np.all(m.imag == 0)) or bool(
+        m[0, 0].imag == 0 and m[1, 1].imag == 0 and m[0, 1].real == 0 and m[1, 0].real == 0)
 
 
 def is_permutation(m) -> bool:
@@ -101,8 +118,12 @@ class _Fuser:
                    and bool(bits))
         if op.kind == DENSE:
             fusable &= bits <= self.w and len(bits) <= self.max_qubits
-            cost = (self.costs.permutation if is_permutation(op.matrix)
-                    else self.costs.of_dense(len(op.targets)))
+            if is_permutation(op.matrix):
+                cost = self.costs.permutation
+            elif len(op.targets) == 1 and not ctrls and is_cheap_1q(op.matrix):
+                cost = self.costs.dense1_cheap
+            else:
+                cost = self.costs.of_dense(len(op.targets))
         else:
             fusable &= len(bits) <= MAX_DIAG_BITS
             cost = self.costs.diagonal
@@ -165,7 +186,12 @@ class _Fuser:
     def _try_merge(self, j: int, b: _Block) -> bool:
         prev = self.out[j]
         merged = self._merged_cost(prev, b)
-        if merged and merged[1] <= prev.cost + b.cost:
+        # a phase table turned dense must save MERGE_MARGIN: near-ties between a cheap table
+        # with a cheap op and one complex dense block are within the figures' noise, and
+        # the tables and cheap ops run in L1 tiles that a dense block breaks
+        margin = MERGE_MARGIN if merged and merged[0] == DENSE and DIAG in (
+            prev.kind, b.kind) else 0.0
+        if merged and merged[1] <= (prev.cost + b.cost) * (1 - margin):
             self._absorb(prev, b, *merged, after=True)
             self._note(j, prev)  # its bits now, as the kind it became
             return True
@@ -188,10 +214,12 @@ class _Fuser:
         """Merge ``b`` into the last block touching its bits if the model says so (a
         phase table: into any phase table it commutes up to); otherwise append it, or
         with ``early``, insert it right after the last block on its bits."""
+        # a phase table joins one it commutes up to first: there it adds nothing, while a
+        # merge into a dense block makes that block's arithmetic complex
+        if b.kind == DIAG and self._place_diag(b):
+            return
         j = max((self.last[q] for q in b.bits if q in self.last), default=-1)
         if j >= 0 and self._try_merge(j, b):
-            return
-        if b.kind == DIAG and self._place_diag(b):
             return
         if early:
             self._insert(j + 1, b)
