@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qgt.plan.fusion import Controlled, compose
-from qgt.plan.steps import DENSE, DIAG, PhysOp
+from qgt.plan.steps import DENSE, DIAG, SWAPBITS, PhysOp
 
 MAX_DIAG_BITS = 6  # the kernels' widest table (QGT_KERN_MAX_TARGETS)
 MERGE_MARGIN = 0.1  # a phase table merged into a dense block must save this share
@@ -77,6 +77,12 @@ def is_permutation(m) -> bool:
     m = np.asarray(m)
     return m.ndim == 2 and bool(np.all((m == 0) | (m == 1))) and bool(
         np.all(m.sum(axis=0) == 1))
+
+
+def moves_only(op: PhysOp) -> bool:
+    """An op that only moves amplitudes: a bit swap, or a dense permutation (X, CX, CCX,
+    SWAP, a fused CX chain)."""
+    return op.kind == SWAPBITS or (op.kind == DENSE and is_permutation(op.matrix))
 
 
 @dataclass

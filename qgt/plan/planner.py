@@ -28,7 +28,7 @@ import numpy as np
 
 from qgt.errors import CapacityError, InternalError, UserError
 from qgt.ops import Circuit, Condition, Gate, Measure, Reset, Swap
-from qgt.plan.fuser import DEFAULT_COSTS, CostModel, fuse, is_permutation
+from qgt.plan.fuser import DEFAULT_COSTS, CostModel, fuse, moves_only
 from qgt.plan.layout import Layout
 from qgt.plan.paulis import parse_pauli
 from qgt.plan.steps import (
@@ -368,9 +368,7 @@ class _Planner:
             restore sweeps: only for the qubits W could not send home
         """
         last = self.steps[-1] if self.steps else None
-        if not isinstance(last, Sweep) or all(
-                op.kind == SWAPBITS or (op.kind == DENSE and is_permutation(op.matrix))
-                for op in last.ops):
+        if not isinstance(last, Sweep) or all(moves_only(op) for op in last.ops):
             return  # (a sweep of permutations may run as block moves: low swaps end that)
         wset, trial, folded = set(last.wbits), self.layout.copy(), []
         changed = True

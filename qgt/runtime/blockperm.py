@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from qgt.errors import InternalError
-from qgt.plan.fuser import is_permutation
-from qgt.plan.steps import DENSE, SWAPBITS
+from qgt.plan.fuser import moves_only
+from qgt.plan.steps import SWAPBITS
 
 MIN_BLOCK_BYTES = 4096  # below this the block moves are short copies: the sweep is better
 
@@ -33,7 +33,7 @@ def _low_bit(ops, L: int) -> int | None:
     permutation."""
     low = L
     for op in ops:
-        if not (op.kind == SWAPBITS or (op.kind == DENSE and is_permutation(op.matrix))):
+        if not moves_only(op):
             return None
         local_ctrl = op.ctrl_mask & ((1 << L) - 1)
         if max(op.targets) >= L:  # a node-shared bit: the window's sweep, not this slice's
