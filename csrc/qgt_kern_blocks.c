@@ -9,12 +9,16 @@
  *
  *   new block j = old block src[j]          cycles j -> src[j] -> ... -> j
  *
- * Each cycle is rotated in place, in pieces of at most 1 MiB through one
- * piece-sized buffer per thread; cycles and pieces are independent, so threads
- * take them in turn.  Blocks marked not live are all zero (known by the planner):
- * a cycle of them is skipped, and inside a cycle a block whose new content is
- * such a block is cleared, or left alone if it was not live either, so a GHZ
- * chain's cycle of 16 blocks with one live block costs one copy and one clear.
+ * Each cycle is rotated in place, in pieces of at most 1 MiB; cycles and pieces
+ * are independent, so threads take them in turn.  Blocks marked not live are all
+ * zero (known by the planner): a cycle of them is skipped, and inside a cycle a
+ * block whose new content is such a block is cleared, or left alone if it was not
+ * live either.  A cycle with a dead block starts its rotation there, since its
+ * old content (zero) need not be kept: no scratch copy.  Only a cycle of live
+ * blocks goes through a piece-sized scratch buffer, allocated by the thread that
+ * first needs one.  So a GHZ chain's cycle of blocks with one live block costs
+ * one copy and one clear, and nothing else: the scratch copy, with the page
+ * faults of a fresh 512 KiB malloc, took 0.3 of GHZ-26's 0.35 ms of block moves.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +48,7 @@ int qgt_kern_permute_blocks(void *state, int64_t nblocks, size_t block_bytes,
         if (seen[s])
             continue;
         int any = 0;
-        int64_t len = 0, j = s;
+        int64_t len = 0, j = s, start = s;
         do {
             if (seen[j]) { /* src is not a permutation: j is on another cycle */
                 bad = 1;
@@ -52,11 +56,13 @@ int qgt_kern_permute_blocks(void *state, int64_t nblocks, size_t block_bytes,
             }
             seen[j] = 1;
             any |= live[j];
+            if (!live[j] && live[start])
+                start = j; /* a dead block: the rotation starts there */
             len++;
             j = src[j];
         } while (j != s);
         if (len > 1 && any)
-            lead[nl++] = s;
+            lead[nl++] = start;
     }
     free(seen);
     if (bad) {
@@ -73,20 +79,20 @@ int qgt_kern_permute_blocks(void *state, int64_t nblocks, size_t block_bytes,
     int nomem = 0;
 #pragma omp parallel num_threads(nthreads < work ? nthreads : (work > 0 ? (int)work : 1))
     {
-        char *tmp = malloc(piece);
-        if (!tmp) {
-#pragma omp atomic write
-            nomem = 1;
-        }
+        char *tmp = NULL; /* scratch for a cycle of live blocks only */
 #pragma omp for schedule(dynamic, 1)
         for (int64_t k = 0; k < work; k++) {
-            if (!tmp)
-                continue;
             const int64_t s = lead[k / np_];
             const size_t off = (size_t)(k % np_) * piece;
             int64_t j = s;
-            if (live[s])
+            if (live[s]) { /* a cycle of live blocks: keep the first one aside */
+                if (!tmp && !(tmp = malloc(piece))) {
+#pragma omp atomic write
+                    nomem = 1;
+                    continue;
+                }
                 memcpy(tmp, base + (size_t)s * block_bytes + off, piece);
+            }
             while (src[j] != s) {
                 char *to = base + (size_t)j * block_bytes + off;
                 if (live[src[j]])

@@ -146,6 +146,24 @@ def test_a_cycle_with_one_live_block_copies_it_and_clears_its_old_place():
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_live_pattern_of_a_cycle_rotates_right(threads):
+    """A cycle starts its rotation at a dead block when it has one (no scratch copy),
+    at a live one otherwise: every pattern of live blocks on a cycle of 4, a cycle of 2
+    and two fixed blocks, the dead ones zero, against new block j = old block src[j]."""
+    src = np.array([3, 4, 2, 1, 0, 6, 5, 7])  # 0 <- 3 <- 1 <- 4 <- 0; 5 <-> 6
+    nb, bb = len(src), 1 << 9
+    rng = np.random.default_rng(9)
+    for mask in range(1 << nb):
+        live = np.array([mask >> j & 1 for j in range(nb)], dtype=np.uint8)
+        psi = rng.normal(size=(nb, bb)) + 1j * rng.normal(size=(nb, bb))
+        psi[live == 0] = 0
+        want = psi[src].reshape(-1)
+        got = psi.reshape(-1).copy()
+        _kern.permute_blocks(got, src, live, threads)
+        np.testing.assert_array_equal(got, want, err_msg=f"live {live}")
+
+
 @pytest.mark.parametrize("ranks,cfg", [(1, {}), (2, {"shared_memory": False})])
 def test_a_ghz_chain_moves_blocks_and_matches_qiskit(tmp_path, ranks, cfg):
     cfg = {**cfg, "block_qubits": 6}

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from qgt.plan.fusion import Controlled, compose
+from qgt.plan.matrices import classify
 from qgt.plan.steps import DENSE, DIAG, SWAPBITS, PhysOp
 
 MAX_DIAG_BITS = 6  # the kernels' widest table (QGT_KERN_MAX_TARGETS)
@@ -59,24 +58,23 @@ DEFAULT_COSTS = CostModel()
 
 
 def _bits(mask: int) -> tuple[int, ...]:
-    return tuple(b for b in range(64) if mask >> b & 1)
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return tuple(out)
 
 
 def is_cheap_1q(m) -> bool:
     """A 2x2 matrix the kernels apply at half the multiply-adds: real (h, ry) or rx's
     shape, real on the diagonal and imaginary off it."""
-    m = np.asarray(m)
-    if m.shape != (2, 2):
-        return False
-    return bool(np.all(m.imag == 0)) or bool(
-        m[0, 0].imag == 0 and m[1, 1].imag == 0 and m[0, 1].real == 0 and m[1, 0].real == 0)
+    return classify(m).cheap_1q
 
 
 def is_permutation(m) -> bool:
     """A dense matrix of 0s and 1s with one 1 per column: X, CX, SWAP (no arithmetic)."""
-    m = np.asarray(m)
-    return m.ndim == 2 and bool(np.all((m == 0) | (m == 1))) and bool(
-        np.all(m.sum(axis=0) == 1))
+    return classify(m).permutation
 
 
 def moves_only(op: PhysOp) -> bool:

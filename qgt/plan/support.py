@@ -15,19 +15,9 @@ a GHZ state has at most 2 non-zero amplitudes, whatever n.
 
 from __future__ import annotations
 
-import numpy as np
-
 from qgt.ops import Circuit, Gate
+from qgt.plan.matrices import classify
 from qgt.plan.paulis import parse_pauli
-
-
-def _is_monomial(matrix) -> bool:
-    """One non-zero per row and per column: maps basis states to basis states."""
-    m = np.asarray(matrix)
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        return False
-    nz = np.abs(m) > 1e-12
-    return bool((nz.sum(axis=0) == 1).all() and (nz.sum(axis=1) == 1).all())
 
 
 def support_log2(circ: Circuit) -> int:
@@ -35,7 +25,7 @@ def support_log2(circ: Circuit) -> int:
     reaches (at most n)."""
     bits = 0
     for op in circ.ops:
-        if isinstance(op, Gate) and not op.diagonal and not _is_monomial(op.matrix):
+        if isinstance(op, Gate) and not op.diagonal and not classify(op.matrix).monomial:
             bits += len(op.moving_targets)
             if bits >= circ.n_qubits:
                 return circ.n_qubits

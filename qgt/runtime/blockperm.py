@@ -52,6 +52,10 @@ def _apply(full: np.ndarray, op) -> None:
         x = ((full >> a) ^ (full >> c)) & 1 & sel
         full ^= (x << a) | (x << c)
         return
+    if len(op.targets) == 1:  # a 2x2 permutation: X (CX, MCX), or the identity
+        if op.matrix[0][0] == 0:
+            full ^= sel.astype(np.int64) << op.targets[0]
+        return
     sub = np.zeros(len(full), dtype=np.int64)
     for i, t in enumerate(op.targets):
         sub |= ((full >> t) & 1) << i
