@@ -52,7 +52,11 @@ def test_bench_peers_prints_ratios_and_floors(tmp_path):
                         "--output", str(out)], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert "floor" in p.stdout and "best peer / qgt" in p.stdout
-    rows = json.loads(out.read_text())["rows"]
+    assert "qgt's fixed cost, plan + run of one h gate" in p.stdout
+    doc = json.loads(out.read_text())
+    rows = doc["rows"]
+    for prec in ("double", "single"):  # one gate costs less than QV's plan and run
+        assert 0 < doc["machine"][prec]["fixed_s"] < rows[1]["qgt"]["seconds"]
     assert [r["circuit"] for r in rows] == ["ghz", "qv"]
     for r in rows:
         for key in ("qgt", "qgt_single"):  # both precisions, each with its own floor

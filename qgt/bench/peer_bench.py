@@ -7,6 +7,11 @@ Each peer runs in its own process (``qgt.bench.peer_run``) at each of its settin
 best counts), with ``OMP_NUM_THREADS`` set to the same thread count as qgt; peers that
 are not installed are reported as such (``pip install 'qgt[peers]'``).  qgt runs as
 ``mpiexec -n RANKS qgt run`` like every other benchmark; its time is plan + run.
+
+The floor has no fixed term, so the bench also prints qgt's fixed cost on this machine:
+the plan + run of a circuit of one ``h`` gate on the same n qubits (planning in Python,
+one kernel call).  A circuit whose floor is below it (GHZ: its state is two amplitudes)
+cannot come within 2x of its floor.
 """
 
 from __future__ import annotations
@@ -101,6 +106,10 @@ def run_peer_bench(args) -> int:
         print(f"this machine, {prec}: one memory pass {r['pass_s'] * 1e3:.1f} ms, kernel "
               f"peak {r['peak_cmadd_per_s'] / 1e9:.2f} G complex multiply-adds/s", flush=True)
     cfgs = {prec: load_config(overrides={"precision": prec}) for prec in PRECISIONS}
+    fixed = _fixed_cost(n, args.ranks, threads, args.repeat)
+    print("qgt's fixed cost, plan + run of one h gate on the same qubits: "
+          + ", ".join(f"{prec} {s * 1e3:.2f} ms" for prec, s in fixed.items()), flush=True)
+    rates = {prec: dict(r, fixed_s=fixed[prec]) for prec, r in rates.items()}
     rows = []
     head = (f"{'circuit':8s} {'gates':>5s} {'qgt':>7s} {'qgt-sp':>7s}"
             + "".join(f" {p:>9s}" for p in peers))
@@ -126,13 +135,13 @@ def run_peer_bench(args) -> int:
             times = [v["seconds"] for v in row["peers"].values() if v["seconds"]]
             row["best_peer_over_qgt"] = min(times) / tq if times else None
             row["best_peer_over_qgt_single"] = min(times) / ts if times else None
-            cells = "".join(f" {v['seconds']:9.2f}" if v["seconds"] else f" {'-':>9s}"
+            cells = "".join(f" {_sec(v['seconds'], 9)}" if v["seconds"] else f" {'-':>9s}"
                             for v in row["peers"].values())
             ratio = (f"{row['best_peer_over_qgt']:8.2f} {row['best_peer_over_qgt_single']:7.2f}"
                      if times else f"{'-':>8s} {'-':>7s}")
             fd, fs = row["qgt"]["floor_s"], row["qgt_single"]["floor_s"]
-            print(f"{name:8s} {row['gates']:5d} {tq:7.2f} {ts:7.2f}{cells} {ratio} "
-                  f"{fd:6.2f} {tq / fd:6.2f} {fs:8.2f} {ts / fs:6.2f}", flush=True)
+            print(f"{name:8s} {row['gates']:5d} {_sec(tq, 7)} {_sec(ts, 7)}{cells} {ratio} "
+                  f"{_sec(fd, 6)} {tq / fd:6.2f} {_sec(fs, 8)} {ts / fs:6.2f}", flush=True)
             rows.append(row)
             if args.output:  # after every row: a failure later loses nothing measured
                 _write(args.output, n, threads, args.ranks, rates, rows)
@@ -142,6 +151,25 @@ def run_peer_bench(args) -> int:
             print(f"best peer / qgt ({what}): median {statistics.median(ratios):.2f}, "
                   f"min {min(ratios):.2f}")
     return 0
+
+
+def _sec(seconds: float, width: int) -> str:
+    """Seconds to two decimals, or to three significant digits below 0.1 s (GHZ's
+    milliseconds and its floor would print as 0.00)."""
+    return f"{seconds:{width}.2f}" if seconds >= 0.1 else f"{seconds:{width}.3g}"
+
+
+def _fixed_cost(n: int, ranks: int, threads: int, repeat: int) -> dict:
+    """Median plan + run seconds of one h gate on n qubits, per precision."""
+    from qgt.bench.runner import _time_qgt
+    from qgt.precision import PRECISIONS
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "one_gate.qasm"
+        path.write_text(f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{n}];\nh q[0];\n')
+        return {prec: statistics.median(
+            _time_qgt(str(path), ranks, threads, 0, {"QGT_PRECISION": prec})["seconds"]
+            for _ in range(max(3, repeat))) for prec in PRECISIONS}
 
 
 def _write(path: str, n: int, threads: int, ranks: int, rates: dict, rows: list) -> None:
