@@ -55,8 +55,9 @@ def test_bench_peers_prints_ratios_and_floors(tmp_path):
     assert "qgt's fixed cost, plan + run of one h gate" in p.stdout
     doc = json.loads(out.read_text())
     rows = doc["rows"]
-    for prec in ("double", "single"):  # one gate costs less than QV's plan and run
-        assert 0 < doc["machine"][prec]["fixed_s"] < rows[1]["qgt"]["seconds"]
+    for prec, key in (("double", "qgt"), ("single", "qgt_single")):
+        # one gate costs less than QV's plan and run
+        assert 0 < doc["machine"][prec]["fixed_s"] < rows[1][key]["seconds"]
     assert [r["circuit"] for r in rows] == ["ghz", "qv"]
     for r in rows:
         for key in ("qgt", "qgt_single"):  # both precisions, each with its own floor

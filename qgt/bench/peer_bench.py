@@ -10,8 +10,8 @@ are not installed are reported as such (``pip install 'qgt[peers]'``).  qgt runs
 
 The floor has no fixed term, so the bench also prints qgt's fixed cost on this machine:
 the plan + run of a circuit of one ``h`` gate on the same n qubits (planning in Python,
-one kernel call).  A circuit whose floor is below it (GHZ: its state is two amplitudes)
-cannot come within 2x of its floor.
+one kernel call).  A circuit whose floor is below half of it (GHZ: its state is two
+amplitudes) cannot come within 2x of its floor.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def run_peer_bench(args) -> int:
     rows = []
     head = (f"{'circuit':8s} {'gates':>5s} {'qgt':>7s} {'qgt-sp':>7s}"
             + "".join(f" {p:>9s}" for p in peers))
-    print(head + f" {'best/qgt':>8s} {'best/sp':>7s} {'floor':>6s} {'/floor':>6s} "
+    print(head + f" {'best/qgt':>8s} {'best/sp':>7s} {'floor':>7s} {'/floor':>6s} "
           f"{'floor-sp':>8s} {'/floor':>6s}")
     with tempfile.TemporaryDirectory() as d:
         for name in names:
@@ -141,7 +141,7 @@ def run_peer_bench(args) -> int:
                      if times else f"{'-':>8s} {'-':>7s}")
             fd, fs = row["qgt"]["floor_s"], row["qgt_single"]["floor_s"]
             print(f"{name:8s} {row['gates']:5d} {_sec(tq, 7)} {_sec(ts, 7)}{cells} {ratio} "
-                  f"{_sec(fd, 6)} {tq / fd:6.2f} {_sec(fs, 8)} {ts / fs:6.2f}", flush=True)
+                  f"{_sec(fd, 7)} {tq / fd:6.2f} {_sec(fs, 8)} {ts / fs:6.2f}", flush=True)
             rows.append(row)
             if args.output:  # after every row: a failure later loses nothing measured
                 _write(args.output, n, threads, args.ranks, rates, rows)
@@ -154,9 +154,9 @@ def run_peer_bench(args) -> int:
 
 
 def _sec(seconds: float, width: int) -> str:
-    """Seconds to two decimals, or to three significant digits below 0.1 s (GHZ's
-    milliseconds and its floor would print as 0.00)."""
-    return f"{seconds:{width}.2f}" if seconds >= 0.1 else f"{seconds:{width}.3g}"
+    """Seconds to two decimals, or to five below 0.1 s (GHZ's milliseconds and its
+    floor of tens of microseconds would print as 0.00)."""
+    return f"{seconds:{width}.2f}" if seconds >= 0.1 else f"{seconds:{width}.5f}"
 
 
 def _fixed_cost(n: int, ranks: int, threads: int, repeat: int) -> dict:

@@ -58,6 +58,8 @@ DEFAULT_COSTS = CostModel()
 
 
 def _bits(mask: int) -> tuple[int, ...]:
+    if mask < 0:
+        raise ValueError(f"a bit mask cannot be negative: {mask}")
     out = []
     while mask:
         low = mask & -mask
@@ -73,7 +75,8 @@ def is_cheap_1q(m) -> bool:
 
 
 def is_permutation(m) -> bool:
-    """A dense matrix of 0s and 1s with one 1 per column: X, CX, SWAP (no arithmetic)."""
+    """A square matrix of 0s and 1s with one 1 per row and column: X, CX, SWAP (no
+    arithmetic)."""
     return classify(m).permutation
 
 
