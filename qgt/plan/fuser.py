@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qgt.errors import InternalError
 from qgt.plan.fusion import Controlled, compose
 from qgt.plan.matrices import classify
 from qgt.plan.steps import DENSE, DIAG, SWAPBITS, PhysOp
@@ -59,7 +60,7 @@ DEFAULT_COSTS = CostModel()
 
 def _bits(mask: int) -> tuple[int, ...]:
     if mask < 0:
-        raise ValueError(f"a bit mask cannot be negative: {mask}")
+        raise InternalError(f"a bit mask cannot be negative: {mask}")
     out = []
     while mask:
         low = mask & -mask
