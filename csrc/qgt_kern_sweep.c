@@ -139,10 +139,10 @@ void qk_run_unit(const qgt_kern_prog *p, qk_real *buf, uint64_t base)
         uint64_t S = 0, tile = 0;
         size_t e = k;
         while (tiles && e < p->nops && p->ops[e].kind != QK_SCALAR) {
-            const uint64_t t = tile_bits(S | op_targets(&p->ops[e]), p->w);
+            const uint64_t ot = op_targets(&p->ops[e]), t = tile_bits(S | ot, p->w);
             if (!t)
                 break;
-            S |= op_targets(&p->ops[e]);
+            S |= ot;
             tile = t;
             e++;
         }

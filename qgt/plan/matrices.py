@@ -44,8 +44,8 @@ def _decide(m: np.ndarray) -> MatrixClass:
     nz = np.abs(m) > 1e-12
     one_each = square and bool((nz.sum(axis=0) == 1).all() and (nz.sum(axis=1) == 1).all())
     return MatrixClass(
-        permutation=square and bool(np.all((m == 0) | (m == 1))) and bool(
-            ((m != 0).sum(axis=0) == 1).all() and ((m != 0).sum(axis=1) == 1).all()),
+        # (entries of 0 and 1 are non-zero exactly where they pass the tolerance)
+        permutation=one_each and bool(np.all((m == 0) | (m == 1))),
         monomial=one_each,
         cheap_1q=m.shape == (2, 2) and (bool(np.all(m.imag == 0)) or bool(
             m[0, 0].imag == 0 and m[1, 1].imag == 0 and m[0, 1].real == 0
